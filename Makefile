@@ -1,0 +1,36 @@
+# c10k-bench. `make bench` and `make test` bootstrap .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: bench bench-quick test lint micro regress clean-venv
+
+# (Re)install only when .venv is missing or pyproject.toml changed.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+bench: $(STAMP)
+	$(PY) runner.py bench
+
+bench-quick: $(STAMP)
+	$(PY) runner.py bench --quick
+
+micro: $(STAMP)
+	$(PY) runner.py micro
+
+regress: $(STAMP)
+	$(PY) runner.py micro
+	$(PY) runner.py compare baseline:micro latest
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+clean-venv:
+	rm -rf $(VENV)

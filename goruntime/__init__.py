@@ -1,0 +1,1 @@
+"""A Go-style runtime: G/M/P scheduler, channels, select, timers, sync, netpoller, net."""

@@ -1,0 +1,1 @@
+"""Locust TCP echo load generator (master/worker), HDR latency, byte-exact checks."""

@@ -1,0 +1,1 @@
+"""Run files: writing, reading, validating, reporting and comparing them."""

@@ -1,0 +1,1 @@
+"""Per-strategy echo servers behind one interface (see DESIGN.md, "Server contract")."""
