@@ -1,0 +1,288 @@
+"""The run file's schema (version 1) and the small validator that enforces it.
+
+The schema is written in a subset of JSON Schema (``type``, ``properties``, ``required``,
+``items``, ``enum``, ``pattern``, ``minimum``, ``additionalProperties``, ``anyOf``) so that
+it reads like one and could be handed to a full validator; :func:`validate` implements that
+subset and nothing more. ``results/SCHEMA.md`` explains every field in prose.
+
+A run is validated when it is written and when it is read; a bench case whose ``status``
+is ``"ok"`` must carry every measurement, a failed or aborted one may leave them ``null``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+VERSION = 1
+
+NUM = {"type": "number"}
+INT = {"type": "integer"}
+STR = {"type": "string"}
+BOOL = {"type": "boolean"}
+NUM_OR_NULL = {"type": ["number", "null"]}
+INT_OR_NULL = {"type": ["integer", "null"]}
+STR_OR_NULL = {"type": ["string", "null"]}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None, extra: bool = True) -> dict:
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(props) if required is None else required,
+        "additionalProperties": extra,
+    }
+
+
+def _percentiles() -> dict:
+    keys = ["p50", "p90", "p99", "p99.9", "p99.99", "max", "mean", "count"]
+    return _obj({k: NUM for k in keys})
+
+
+GIT = _obj({"sha": STR, "dirty": {"type": ["boolean", "null"]}, "commit_time": STR_OR_NULL})
+
+MACHINE = _obj(
+    {
+        "hostname": STR,
+        "cpu_model": STR,
+        "cores_logical": INT,
+        "cores_physical": INT_OR_NULL,
+        "affinity": {"type": "array", "items": INT},
+        "kernel": STR,
+        "os": STR,
+        "python": STR,
+        "fd_limit": _obj({"soft": INT, "hard": INT}),
+        "memory_total": INT,
+        "memory_available": INT,
+        "somaxconn": INT_OR_NULL,
+        "tcp_max_syn_backlog": INT_OR_NULL,
+        "ip_local_port_range": {"type": ["array", "null"], "items": INT},
+    }
+)
+
+KEY = _obj(
+    {
+        "strategy": STR,
+        "connections": {"type": "integer", "minimum": 1},
+        "rate": NUM_OR_NULL,
+        "size": {"type": "integer", "minimum": 1},
+        "mode": {"enum": ["open", "closed"]},
+        "conn_mode": {"enum": ["persistent", "per-message"]},
+        "repeat": {"type": "integer", "minimum": 0},
+    },
+    extra=False,
+)
+
+# The loadgen's result dict, as HARNESS_INTERFACES.md fixes it.
+LOADGEN = _obj(
+    {
+        "config": {"type": "object"},
+        "connections": _obj(
+            {
+                "target": INT,
+                "connected": INT,
+                "served": INT,
+                "ramp_timed_out": BOOL,
+                "ramp_s": NUM,
+            }
+        ),
+        "connect_errors": _obj({k: INT for k in ["refused", "reset", "timeout", "other"]}),
+        "errors": _obj(
+            {k: INT for k in ["refused", "reset", "timeout", "corrupt", "closed", "other"]}
+        ),
+        "measure_s": NUM,
+        "messages": INT,
+        "bytes": INT,
+        "rate": _obj({"target": NUM_OR_NULL, "achieved": NUM}),
+        "fairness": _obj(
+            {"min": NUM, "median": NUM, "max": NUM, "jain": NUM, "starved": INT}
+        ),
+        "latency_us": _obj({"corrected": _percentiles(), "uncorrected": _percentiles()}),
+        "histograms": _obj({"corrected": STR, "uncorrected": STR}),
+        "intervals": {
+            "type": "array",
+            "items": _obj({"t": NUM, "messages": INT, "rate": NUM}, required=["t", "rate"]),
+        },
+        "workers": {"type": "array", "items": {"type": "object"}},
+        "saturated": BOOL,
+        "saturation_reason": STR_OR_NULL,
+    }
+)
+
+# One row of the server's sampled time series (every ~250 ms).
+SAMPLE = _obj(
+    {
+        "t": NUM,
+        "rss": INT,
+        "pss": INT_OR_NULL,
+        "uss": INT_OR_NULL,
+        "threads": INT,
+        "procs": INT,
+        "fds": INT,
+        "cpu_s": NUM,
+        "mem_available": INT,
+    }
+)
+
+FOOTPRINT = _obj(
+    {
+        "rss": INT,
+        "pss": INT_OR_NULL,
+        "uss": INT_OR_NULL,
+        "threads": INT,
+        "procs": INT,
+        "fds": INT,
+    }
+)
+
+SERVER = _obj(
+    {
+        "pid": INT,
+        "idle": FOOTPRINT,
+        "load": FOOTPRINT,
+        "peak": _obj({"rss": INT, "pss": INT_OR_NULL, "threads": INT, "procs": INT, "fds": INT}),
+        "cpu_s": NUM,
+        "cpu_percent": NUM,
+        "ctx_switches": _obj({"voluntary": INT, "involuntary": INT}),
+        "smaps_interval_s": NUM_OR_NULL,
+        "samples": INT,
+        "series": {"type": "array", "items": SAMPLE},
+        "exit": _obj({"code": INT_OR_NULL, "signal": INT_OR_NULL}),
+    }
+)
+
+BENCH_CASE = _obj(
+    {
+        "key": KEY,
+        "status": {"type": "string", "pattern": r"^(ok|failed: .+|aborted: .+)$"},
+        "started": STR,
+        "duration_s": NUM,
+        "server_cmd": {"type": "array", "items": STR},
+        "pin": {"type": ["object", "null"]},
+        "loadgen": {"anyOf": [LOADGEN, {"type": "null"}]},
+        "loadgen_proc": {"anyOf": [_obj({"cpu_s": NUM, "peak_rss": INT}), {"type": "null"}]},
+        "server": {"anyOf": [SERVER, {"type": "null"}]},
+        "cpu_s_per_1k_msgs": NUM_OR_NULL,
+        "mem_per_conn": _obj({"metric": {"enum": ["rss", "pss"]}, "bytes": NUM_OR_NULL}),
+        "machine_mem": _obj({"available_before": INT, "available_min": INT, "drop": INT}),
+        "netstat": _obj({"ListenOverflows": INT_OR_NULL, "ListenDrops": INT_OR_NULL}),
+        "defects": {"type": "array", "items": STR},
+        "notes": {"type": "array", "items": STR},
+    }
+)
+
+# What an "ok" bench case must have filled in (no nulls where a measurement belongs).
+BENCH_CASE_OK = _obj(
+    {
+        "loadgen": LOADGEN,
+        "loadgen_proc": _obj({"cpu_s": NUM, "peak_rss": INT}),
+        "server": SERVER,
+        "cpu_s_per_1k_msgs": NUM_OR_NULL,  # null only when no message was echoed
+        "mem_per_conn": _obj({"metric": {"enum": ["rss", "pss"]}, "bytes": NUM}),
+    },
+    required=["loadgen", "loadgen_proc", "server", "mem_per_conn"],
+)
+
+MICRO_CASE = _obj(
+    {
+        "name": STR,
+        "procs": INT,
+        "unit": STR,
+        "loops": INT,
+        "values": {"type": "array", "items": NUM},
+        "asyncio_values": {"type": ["array", "null"], "items": NUM},
+        "ratio_median": NUM_OR_NULL,
+    }
+)
+
+RUN = _obj(
+    {
+        "schema": {"enum": [VERSION]},
+        "kind": {"enum": ["bench", "micro"]},
+        "id": {"type": "string", "pattern": r"^\d{8}-\d{6}-[0-9a-z]+(-\d+)?$"},
+        "created": STR,
+        "finished": STR_OR_NULL,
+        "git": GIT,
+        "machine": MACHINE,
+        "config": {"type": "object"},
+        "cases": {"type": "array", "items": {"type": "object"}},
+        "summary": {"type": ["object", "null"]},
+    },
+    required=["schema", "kind", "id", "created", "git", "machine", "config", "cases"],
+)
+
+
+class SchemaError(ValueError):
+    """A document does not match the schema; ``str(e)`` names the field and the problem."""
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "number": (int, float),
+    "integer": (int,),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def _is(value: Any, name: str) -> bool:
+    if isinstance(value, bool) and name in ("number", "integer"):
+        return False  # JSON Schema: true is not a number
+    if name == "integer" and isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, _TYPES[name])
+
+
+def check(value: Any, schema: dict, path: str = "$") -> None:
+    """Raise :class:`SchemaError` at the first place ``value`` does not match ``schema``."""
+    if "anyOf" in schema:
+        errors = []
+        for alt in schema["anyOf"]:
+            try:
+                check(value, alt, path)
+                return
+            except SchemaError as e:
+                errors.append(str(e))
+        raise SchemaError(errors[0])
+    if "enum" in schema and value not in schema["enum"]:
+        raise SchemaError(f"{path}: {value!r} is not one of {schema['enum']}")
+    types = schema.get("type")
+    if types is not None:
+        names = [types] if isinstance(types, str) else types
+        if not any(_is(value, n) for n in names):
+            raise SchemaError(f"{path}: expected {' or '.join(names)}, got {type(value).__name__}")
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for name in schema.get("required", []):
+            if name not in value:
+                raise SchemaError(f"{path}: missing field {name!r}")
+        for name, sub in value.items():
+            if name in props:
+                check(sub, props[name], f"{path}.{name}")
+            elif schema.get("additionalProperties", True) is False:
+                raise SchemaError(f"{path}: unexpected field {name!r}")
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            check(item, schema["items"], f"{path}[{i}]")
+    elif isinstance(value, str) and "pattern" in schema:
+        if not re.search(schema["pattern"], value):
+            raise SchemaError(f"{path}: {value!r} does not match {schema['pattern']}")
+    elif _is(value, "number") and "minimum" in schema and value < schema["minimum"]:
+        raise SchemaError(f"{path}: {value} is below the minimum {schema['minimum']}")
+
+
+def validate(run: Any) -> None:
+    """Check a whole run document: the envelope, then each case against its kind's schema."""
+    if not isinstance(run, dict):
+        raise SchemaError(f"$: expected a JSON object, got {type(run).__name__}")
+    if run.get("schema") != VERSION:
+        raise SchemaError(f"$.schema: version {run.get('schema')!r}, this code reads {VERSION}")
+    check(run, RUN)
+    case_schema = BENCH_CASE if run["kind"] == "bench" else MICRO_CASE
+    for i, case in enumerate(run["cases"]):
+        path = f"$.cases[{i}]"
+        check(case, case_schema, path)
+        if run["kind"] == "bench" and case["status"] == "ok":
+            check(case, BENCH_CASE_OK, path)
