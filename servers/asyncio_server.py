@@ -1,0 +1,106 @@
+"""asyncio: the reference strategy, the stdlib event loop a Python user would pick instead.
+
+It uses a :class:`asyncio.BufferedProtocol` rather than streams. Measured on this machine
+(closed loop, 64 B messages, 50 connections, one client process): this protocol echoed
+129k msgs/s, a streams ``read``/``write``/``drain`` handler 38k msgs/s -- 3.4x, and the
+client was the limit. A stream handler is a task woken per chunk with a future per
+``drain``; ``buffer_updated`` is a plain callback that receives straight into a 64 KiB
+buffer (reads are at most 64 KiB, as the contract says) and writes it back.
+
+Backpressure is honest: when the transport's write buffer rises above its high-water
+mark, ``pause_writing`` pauses reading on that connection; ``resume_writing`` (buffer
+drained below the low-water mark) resumes it. So a peer that never reads costs at most
+the high-water mark plus one read. ``eof_received`` returning false closes the
+connection once everything received has been written back (half-close).
+
+The accept loop is our own (``loop.sock_accept``) so that accept errors follow the shared
+:class:`~servers.base.AcceptBackoff` policy rather than asyncio's fixed 1 s retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+
+from servers.base import READ_SIZE, AcceptBackoff, Config, Server
+
+
+class EchoProtocol(asyncio.BufferedProtocol):
+    def __init__(self, conns: set[asyncio.BaseTransport]) -> None:
+        self.conns = conns
+        self.buf = bytearray(READ_SIZE)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.conns.add(transport)
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.buf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.transport.write(memoryview(self.buf)[:nbytes])
+        if self.transport.get_write_buffer_size():
+            # The transport may hold on to the unsent tail; never write over it.
+            self.buf = bytearray(READ_SIZE)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conns.discard(self.transport)
+
+
+class AsyncioServer(Server):
+    name = "asyncio"
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    def serve(self, sock: socket.socket) -> None:
+        asyncio.run(self._main(sock))
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:
+                pass  # loop already closed
+
+    async def _main(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._loop = loop
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.shutdown)
+        if self.stopping:
+            return
+        conns: set[asyncio.BaseTransport] = set()
+        acceptor = asyncio.create_task(self._accept_loop(sock, conns))
+        await self._stop.wait()
+        acceptor.cancel()
+        for transport in list(conns):
+            transport.abort()
+        await asyncio.sleep(0)
+
+    async def _accept_loop(self, sock: socket.socket, conns: set[asyncio.BaseTransport]) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = AcceptBackoff()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except OSError as err:
+                await asyncio.sleep(backoff.failed(err))
+                continue
+            backoff.succeeded()
+            await loop.connect_accepted_socket(lambda: EchoProtocol(conns), conn)
