@@ -1,0 +1,73 @@
+"""``runner.py compare OLD NEW``: per-metric verdicts between two runs of the same kind.
+
+Exit status: 1 when any metric regressed (or a bench case that was ok in OLD failed in
+NEW), 0 otherwise; 2 on bad input (unknown run, runs of different kinds, bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import UsageError
+from results import compare, store
+
+HELP = "compare two runs (micro or bench) metric by metric; exit 1 on a regression"
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"expected 0 < alpha < 1, not {v}")
+    return v
+
+
+def _percent(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage, not {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a percentage >= 0, not {v}")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    refs = "a run id (or unique prefix), a path, latest, latest:micro, latest:bench, baseline:NAME"
+    p.add_argument("old", help=f"the reference run: {refs}")
+    p.add_argument("new", help="the run to judge (same forms)")
+    p.add_argument("--threshold", type=_percent, default=5.0, metavar="PCT",
+                   help="minimum effect in %% of the old median to call a change (default 5)")
+    p.add_argument("--alpha", type=_fraction, default=0.05,
+                   help="significance level of the Mann-Whitney U test (default 0.05)")
+    p.add_argument("--format", choices=("text", "gobench"), default="text",
+                   help="text tables, or Go benchmark lines for `benchstat -col run`")
+
+
+def load(ref: str) -> dict:
+    """Load a run by reference; bad references become a one-line UsageError."""
+    try:
+        run, _ = store.load_run(ref)
+    except store.RunFileError as e:
+        if ref.startswith("baseline:"):
+            name = ref.partition(":")[2] or "NAME"
+            raise UsageError(
+                f"{e}: save one first with `runner.py baseline save {name} [RUN]`"
+            ) from None
+        raise UsageError(str(e)) from None
+    return run
+
+
+def run(args) -> int:
+    old, new = load(args.old), load(args.new)
+    try:
+        report = compare.compare_runs(old, new, alpha=args.alpha, threshold=args.threshold)
+    except compare.CompareError as e:
+        raise UsageError(str(e)) from None
+    if args.format == "gobench":
+        print(compare.render_gobench(report))
+    else:
+        print(compare.render_text(report, args.alpha, args.threshold))
+    return 1 if report.regressions else 0
