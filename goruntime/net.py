@@ -1,0 +1,273 @@
+"""TCP listeners and connections over the netpoller (``rt.net``), after Go's net package.
+
+Every socket is non-blocking and registered with the run's netpoller when created. An
+operation tries its syscall first and parks the G only on EAGAIN (internal/poll/fd_unix.go),
+so a ready socket costs one syscall and no scheduling. No thread is used per connection.
+
+Deadlines are absolute ``time.monotonic()`` seconds (``None`` clears them) and make a parked
+or later operation raise ``Timeout`` ("i/o timeout"). Closing a conn or listener wakes any G
+parked on it with ``ErrNetClosing`` ("use of closed network connection").
+
+Only one G should read and one G write a Conn at a time (Go serialises them with fdMutex;
+here a second concurrent reader is an error).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+
+from .netpoll import ErrNetClosing, Timeout, poll_open, pollDesc
+
+__all__ = ["Conn", "ErrNetClosing", "Listener", "Timeout", "dial", "listen"]
+
+_MAXREAD = 1 << 30
+
+
+def _sockerr(e: OSError, closed: bool) -> OSError:
+    if closed and e.errno in (errno.EBADF, errno.ENOTSOCK):
+        return ErrNetClosing()
+    return e
+
+
+class Conn:
+    """A connected TCP socket. ``read``/``write`` are awaitables; the rest is synchronous."""
+
+    __slots__ = ("sock", "pd", "fd", "closed", "_recv", "_send", "laddr", "raddr")
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.pd: pollDesc = poll_open(self.fd)
+        self.closed = False
+        self._recv = sock.recv
+        self._send = sock.send
+        self.laddr: tuple | None = None
+        self.raddr: tuple | None = None
+
+    def __repr__(self) -> str:
+        return f"<Conn fd={self.fd} closed={self.closed}>"
+
+    async def read(self, n: int) -> bytes:
+        """Read up to ``n`` bytes; wait until at least one is available. ``b""`` at EOF.
+
+        Raises ErrNetClosing if the conn is (or gets) closed, Timeout past the read
+        deadline, and the socket's error (ConnectionResetError, ...) otherwise.
+        """
+        if n <= 0:
+            return b""
+        pd = self.pd
+        if pd.closing or pd.rd < 0:
+            pd.checkerr("r")
+        recv = self._recv
+        if n > _MAXREAD:
+            n = _MAXREAD
+        while True:
+            try:
+                return recv(n)
+            except BlockingIOError:
+                await pd.wait("r")
+            except InterruptedError:
+                continue
+            except OSError as e:
+                raise _sockerr(e, self.closed) from None
+
+    async def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Write all of ``data``, parking whenever the socket buffer is full; return len(data).
+
+        On an error part of the data may have been written (as Go's Write, which returns the
+        count written with the error); the exception is raised and the count is lost.
+        """
+        pd = self.pd
+        if pd.closing or pd.wd < 0:
+            pd.checkerr("w")
+        send = self._send
+        total = len(data)
+        try:
+            n = send(data)
+        except BlockingIOError:
+            n = 0
+        except InterruptedError:
+            n = 0
+        except OSError as e:
+            raise _sockerr(e, self.closed) from None
+        if n == total:
+            return total
+        view = memoryview(data)[n:]
+        while view:
+            try:
+                n = send(view)
+            except BlockingIOError:
+                await pd.wait("w")
+                continue
+            except InterruptedError:
+                continue
+            except OSError as e:
+                raise _sockerr(e, self.closed) from None
+            view = view[n:]
+        return total
+
+    def close_write(self) -> None:
+        """Half-close: the peer reads EOF; this side can still read (shutdown SHUT_WR)."""
+        if self.closed:
+            raise ErrNetClosing()
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        """Close the conn; Gs parked in read or write raise ErrNetClosing. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.pd.close()
+        self.sock.close()
+
+    def set_deadline(self, t: float | None) -> None:
+        """Read and write deadline, absolute time.monotonic() seconds; None clears it."""
+        self.pd.set_deadline(t, "rw")
+
+    def set_read_deadline(self, t: float | None) -> None:
+        self.pd.set_deadline(t, "r")
+
+    def set_write_deadline(self, t: float | None) -> None:
+        self.pd.set_deadline(t, "w")
+
+    def local_addr(self) -> tuple:
+        if self.laddr is None:
+            self.laddr = self.sock.getsockname()
+        return self.laddr
+
+    def remote_addr(self) -> tuple:
+        if self.raddr is None:
+            self.raddr = self.sock.getpeername()
+        return self.raddr
+
+
+class Listener:
+    """A listening TCP socket; ``accept`` parks until a connection arrives."""
+
+    __slots__ = ("sock", "pd", "addr", "closed")
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.addr: tuple = sock.getsockname()
+        self.pd = poll_open(sock.fileno())
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"<Listener {self.addr[0]}:{self.addr[1]} closed={self.closed}>"
+
+    async def accept(self) -> Conn:
+        """Wait for and return the next connection.
+
+        Raises ErrNetClosing once the listener is closed and OSError for accept errors
+        (EMFILE, ENFILE, ECONNABORTED, ENOBUFS, ...), which a server should back off on
+        and retry rather than treat as fatal (Go's net/http does).
+        """
+        pd = self.pd
+        if pd.closing or pd.rd < 0:
+            pd.checkerr("r")
+        while True:
+            try:
+                fd, raddr = self.sock._accept()
+            except BlockingIOError:
+                await pd.wait("r")
+                continue
+            except InterruptedError:
+                continue
+            except OSError as e:
+                raise _sockerr(e, self.closed) from None
+            s = socket.socket(self.sock.family, socket.SOCK_STREAM, 0, fileno=fd)
+            try:
+                c = Conn(s)
+            except BaseException:
+                s.close()
+                raise
+            c.raddr = raddr
+            return c
+
+    def close(self) -> None:
+        """Stop listening; a G parked in accept raises ErrNetClosing. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.pd.close()
+        self.sock.close()
+
+    def set_deadline(self, t: float | None) -> None:
+        """Deadline for accept, absolute time.monotonic() seconds; None clears it."""
+        self.pd.set_deadline(t, "r")
+
+
+def listen(host: str = "127.0.0.1", port: int = 0, backlog: int = 4096) -> Listener:
+    """Listen on host:port (port 0 picks a free one; see ``Listener.addr``).
+
+    SO_REUSEADDR is set (as Go does on Unix). Must be called inside ``rt.run``.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        s.listen(backlog)
+        return Listener(s)
+    except BaseException:
+        s.close()
+        raise
+
+
+async def dial(host: str, port: int, timeout: float | None = None) -> Conn:
+    """Connect to host:port without blocking an M; return the Conn.
+
+    Raises ConnectionRefusedError (or the socket's other connect error) when the connection
+    fails and Timeout if ``timeout`` seconds pass first. TCP_NODELAY is set, as Go does.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = s.connect_ex((host, port))
+        c = Conn(s)
+    except BaseException:
+        s.close()
+        raise
+    try:
+        if err not in (0, errno.EISCONN):
+            if err not in (errno.EINPROGRESS, errno.EALREADY, errno.EINTR):
+                raise _connerr(err)
+            if timeout is not None:
+                c.set_write_deadline(time.monotonic() + timeout)
+            while True:
+                await c.pd.wait("w")
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err in (errno.EINPROGRESS, errno.EALREADY, errno.EINTR):
+                    continue  # spurious wakeup
+                if err == errno.EISCONN:
+                    break
+                if err == 0:
+                    # The poller may wake us spuriously (Go issues 14548, 19289): connected
+                    # only if there is a peer.
+                    try:
+                        s.getpeername()
+                        break
+                    except OSError:
+                        continue
+                raise _connerr(err)
+            if timeout is not None:
+                c.set_write_deadline(None)
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
+def _connerr(err: int) -> OSError:
+    msg = f"connect: {errno.errorcode.get(err, str(err))}"
+    if err == errno.ECONNREFUSED:
+        return ConnectionRefusedError(err, msg)
+    if err == errno.ETIMEDOUT:
+        return Timeout()
+    return OSError(err, msg)

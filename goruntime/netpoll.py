@@ -1,0 +1,467 @@
+"""The network poller: one epoll instance per run and a pollDesc per fd.
+
+After Go's runtime/netpoll.go and netpoll_epoll.go. Every fd is registered once, when it is
+opened, edge-triggered for read, write and hang-up. A pollDesc keeps one read and one write
+semaphore (``rg``/``wg``), each ``None`` (nothing), ``pdReady`` (an event arrived that nobody
+has consumed yet), ``pdWait`` (a G is about to park) or the parked G itself. The transitions
+are made under the pollDesc's lock, so an event that arrives before the G parks is never lost
+and a G is never woken twice. ``netpoll(delay)`` turns epoll events into runnable Gs, which
+the scheduler (proc.findrunnable, sysmon) injects into run queues; ``netpoll_break`` wakes
+the one M blocked in ``epoll_wait`` through an eventfd.
+
+A G that waits for I/O does so only after the syscall returned EAGAIN (internal/poll), so a
+spurious wakeup costs one extra syscall and is always harmless; a lost one would hang a
+connection, which is what the state machine rules out.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from typing import Any
+
+from . import proc, timers
+
+__all__ = [
+    "ErrNetClosing",
+    "Netpoller",
+    "Timeout",
+    "netpollGenericInit",
+    "pdReady",
+    "pdWait",
+    "pollDesc",
+    "poll_open",
+]
+
+
+class ErrNetClosing(OSError):
+    """An operation on a connection or listener that was closed (Go's net.ErrClosed)."""
+
+    def __init__(self, msg: str = "use of closed network connection") -> None:
+        super().__init__(msg)
+
+
+class Timeout(TimeoutError):
+    """A read or write deadline passed (Go's os.ErrDeadlineExceeded, ``Timeout() == true``)."""
+
+    def __init__(self, msg: str = "i/o timeout") -> None:
+        super().__init__(msg)
+
+
+class _Sema:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+pdReady = _Sema("pdReady")
+pdWait = _Sema("pdWait")
+
+_EPOLLIN = select.EPOLLIN
+_EPOLLOUT = select.EPOLLOUT
+_EPOLLRDHUP = select.EPOLLRDHUP
+_EPOLLHUP = select.EPOLLHUP
+_EPOLLERR = select.EPOLLERR
+_READ_EVENTS = _EPOLLIN | _EPOLLRDHUP | _EPOLLHUP | _EPOLLERR
+_WRITE_EVENTS = _EPOLLOUT | _EPOLLHUP | _EPOLLERR
+_REGISTER = _EPOLLIN | _EPOLLOUT | _EPOLLRDHUP | select.EPOLLET
+_MAXEVENTS = 128  # as Go's netpoll: at most 128 events per epoll_wait
+
+
+class Netpoller:
+    """One epoll instance and its eventfd; created lazily per run by netpollGenericInit.
+
+    ``netpoll`` may be called by several Ms at once (the kernel allows concurrent
+    ``epoll_wait``); the scheduler makes sure at most one of them blocks.
+    """
+
+    def __init__(self) -> None:
+        self.ep = select.epoll()
+        # Level-triggered, unlike the sockets: a non-blocking netpoll(0) must not consume
+        # the edge that the M blocked in epoll_wait needs to see (Go registers it the same way).
+        self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.ep.register(self.efd, _EPOLLIN)
+        self.pds: dict[int, pollDesc] = {}
+        self.wakesig = False
+        # Gs parked on an fd. set.add/discard/len are atomic under the GIL, so this doubles
+        # as Go's atomic netpollWaiters without a lock shared by every pollDesc.
+        self.waiters: set[Any] = set()
+        self.closed = False
+        self.on_close: list[Any] = []  # callables run by close() (signal.py restores state)
+
+    def open(self, fd: int) -> pollDesc:
+        pd = pollDesc(fd, self)
+        self.pds[fd] = pd
+        self.ep.register(fd, _REGISTER)
+        return pd
+
+    def netpoll(self, delay: float) -> list:
+        """Poll for I/O readiness and return the Gs it made runnable.
+
+        delay < 0 blocks until an event or netpoll_break; 0 only polls; > 0 blocks at most
+        ``delay`` seconds (rounded up to a millisecond, epoll's resolution). The Gs returned
+        have their wakeup value set (proc.ready_param); the caller injects them.
+        """
+        if self.closed:
+            return []
+        if delay < 0:
+            timeout = -1.0
+        elif delay == 0:
+            timeout = 0.0
+        else:
+            timeout = delay
+        try:
+            events = self.ep.poll(timeout, _MAXEVENTS)
+        except (InterruptedError, ValueError):  # ValueError: closed by another M at exit
+            return []
+        if not events:
+            return []
+        torun = []
+        pds = self.pds
+        efd = self.efd
+        for fd, ev in events:
+            if fd == efd:
+                if delay != 0:
+                    # Only a blocking poll drains the eventfd: a netpoll(0) leaves the wakeup
+                    # for the M that is (or is about to be) blocked in epoll_wait.
+                    try:
+                        os.eventfd_read(efd)
+                    except BlockingIOError:
+                        pass
+                    self.wakesig = False
+                continue
+            pd = pds.get(fd)
+            if pd is None:
+                continue
+            if ev & _READ_EVENTS:
+                g = pd.unblock("r", True)
+                if g is not None:
+                    torun.append(g)
+            if ev & _WRITE_EVENTS:
+                g = pd.unblock("w", True)
+                if g is not None:
+                    torun.append(g)
+        if torun:
+            ready_param = proc.ready_param
+            for g in torun:
+                ready_param(g)
+        return torun
+
+    def netpoll_break(self) -> None:
+        """Wake the M blocked in netpoll, if any. Coalesced: many calls, one eventfd write."""
+        if self.wakesig or self.closed:
+            return
+        self.wakesig = True
+        try:
+            os.eventfd_write(self.efd, 1)
+        except (BlockingIOError, OSError):
+            pass
+
+    def waiting(self) -> int:
+        """How many Gs are parked on an fd now (the deadlock check counts them as alive)."""
+        return len(self.waiters)
+
+    def close(self) -> None:
+        """Release epoll and the eventfd at the end of run; pollDescs left open are dropped."""
+        if self.closed:
+            return
+        self.closed = True
+        for f in self.on_close:
+            f()
+        self.on_close.clear()
+        self.pds.clear()
+        self.waiters.clear()
+        self.ep.close()
+        os.close(self.efd)
+
+
+_initlock = threading.Lock()
+
+
+def netpollGenericInit() -> Netpoller:
+    """Return the running scheduler's Netpoller, creating it on first use (thread-safe)."""
+    s = proc.sched
+    if s is None:
+        raise RuntimeError("goruntime: network I/O needs a running scheduler (call it in rt.run)")
+    np = s.netpoller
+    if np is None:
+        with _initlock:
+            np = s.netpoller
+            if np is None:
+                np = s.netpoller = Netpoller()
+    return np
+
+
+def poll_open(fd: int) -> pollDesc:
+    """Register fd (which must be non-blocking) with the run's netpoller; return its pollDesc."""
+    return netpollGenericInit().open(fd)
+
+
+class pollDesc:
+    """Per-fd poller state: read and write semaphores, deadlines, closing.
+
+    ``rd``/``wd`` are deadlines as Go keeps them: 0 none, > 0 an absolute time.monotonic()
+    value with a timer armed, < 0 already passed. ``rseq``/``wseq`` change whenever a deadline
+    is reset or the fd closes, so a timer that fires late for an old deadline does nothing.
+    """
+
+    __slots__ = (
+        "fd",
+        "poller",
+        "lock",
+        "rg",
+        "wg",
+        "rd",
+        "wd",
+        "rt",
+        "wt",
+        "rseq",
+        "wseq",
+        "closing",
+    )
+
+    def __init__(self, fd: int, poller: Netpoller) -> None:
+        self.fd = fd
+        self.poller = poller
+        self.lock = threading.Lock()
+        self.rg: Any = None
+        self.wg: Any = None
+        self.rd = 0.0
+        self.wd = 0.0
+        self.rt: Any = None
+        self.wt: Any = None
+        self.rseq = 0
+        self.wseq = 0
+        self.closing = False
+
+    def __repr__(self) -> str:
+        return f"<pollDesc fd={self.fd} rg={self.rg!r} wg={self.wg!r} closing={self.closing}>"
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def checkerr(self, mode: str) -> None:
+        """Raise ErrNetClosing or Timeout if an operation in ``mode`` cannot proceed."""
+        if self.closing:
+            raise ErrNetClosing()
+        if mode == "r":
+            if self.rd < 0:
+                raise Timeout()
+        elif self.wd < 0:
+            raise Timeout()
+
+    def _errcode(self, mode: str) -> bool:
+        return self.closing or (self.rd < 0 if mode == "r" else self.wd < 0)
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    async def wait(self, mode: str) -> None:
+        """Park the calling G until fd may be ready for ``mode`` ('r' or 'w').
+
+        Returns at once if an event arrived since the last wait. May return spuriously (the
+        caller retries its syscall and waits again on EAGAIN). Raises ErrNetClosing once the
+        fd is being closed and Timeout once the deadline for ``mode`` passed, including when
+        that happens while the G is parked.
+        """
+        self.checkerr(mode)
+        while not await self._block(mode):
+            self.checkerr(mode)
+
+    async def _block(self, mode: str) -> bool:
+        # Go's netpollblock: announce the wait (pdWait) under the lock, re-check errors (a
+        # concurrent close/deadline stores its flag before it looks at rg/wg, we look after we
+        # stored pdWait: one of the two sees the other), then park. The commit in unlockf runs
+        # only once the G is off its M; it fails if an event or error replaced pdWait
+        # meanwhile, and gopark then resumes the G at once. True means I/O readiness.
+        lock = self.lock
+        with lock:
+            if mode == "r":
+                old = self.rg
+                if old is pdReady:
+                    self.rg = None
+                    return True
+                if old is not None:
+                    raise RuntimeError(f"goruntime: two Gs waiting to read fd {self.fd}")
+                self.rg = pdWait
+            else:
+                old = self.wg
+                if old is pdReady:
+                    self.wg = None
+                    return True
+                if old is not None:
+                    raise RuntimeError(f"goruntime: two Gs waiting to write fd {self.fd}")
+                self.wg = pdWait
+        if not self._errcode(mode):
+            g = proc.getg()
+            waiters = self.poller.waiters
+
+            if mode == "r":
+
+                def commit() -> bool:
+                    with lock:
+                        if self.rg is pdWait:
+                            self.rg = g
+                            waiters.add(g)
+                            return True
+                        return False
+            else:
+
+                def commit() -> bool:
+                    with lock:
+                        if self.wg is pdWait:
+                            self.wg = g
+                            waiters.add(g)
+                            return True
+                        return False
+
+            await proc.gopark(commit, "IO wait")
+        with lock:
+            if mode == "r":
+                old = self.rg
+                self.rg = None
+            else:
+                old = self.wg
+                self.wg = None
+        return old is pdReady
+
+    def unblock(self, mode: str, ioready: bool) -> Any:
+        """Go's netpollunblock: record readiness (or an error) for ``mode``; return the G to
+        wake, or None. The caller makes the G runnable."""
+        with self.lock:
+            return self._unblock_locked(mode, ioready)
+
+    def _unblock_locked(self, mode: str, ioready: bool) -> Any:
+        old = self.rg if mode == "r" else self.wg
+        if old is pdReady:
+            return None
+        if old is None and not ioready:
+            # Only set pdReady for ioready; a deadline or close with nobody waiting
+            # leaves the semaphore empty (the flags carry the error).
+            return None
+        new = pdReady if ioready else None
+        if mode == "r":
+            self.rg = new
+        else:
+            self.wg = new
+        if old is None or old is pdWait:
+            # pdWait: the G has not committed yet; its commit will see `new` and fail.
+            return None
+        self.poller.waiters.discard(old)
+        return old
+
+    # -- deadlines ---------------------------------------------------------------------------
+
+    def set_deadline(self, t: float | None, mode: str) -> None:
+        """Set the ``mode`` ('r', 'w' or 'rw') deadline to absolute time.monotonic() ``t``.
+
+        None clears it. A time already past makes pending and future waits in that mode raise
+        Timeout at once; a later one arms a timer that does so when it fires. Setting a new
+        deadline while a G is parked extends or shortens its wait (as Go's SetDeadline).
+        """
+        now = time.monotonic()
+        d = 0.0 if t is None else (t if t > now else -1.0)
+        wake = []
+        stop = []
+        with self.lock:
+            if self.closing:
+                return
+            if "r" in mode:
+                self.rd = d
+                self.rseq += 1
+                rseq = self.rseq
+                if self.rt is not None:
+                    stop.append(self.rt)
+                    self.rt = None
+            if "w" in mode:
+                self.wd = d
+                self.wseq += 1
+                wseq = self.wseq
+                if self.wt is not None:
+                    stop.append(self.wt)
+                    self.wt = None
+            if d < 0:
+                for m in mode:
+                    g = self._unblock_locked(m, False)
+                    if g is not None:
+                        wake.append(g)
+        # Timers are touched outside the lock: a timer function takes this lock, and the
+        # timer heap may hold its own lock while calling it.
+        for tm in stop:
+            tm.stop()
+        if d > 0:
+            if "r" in mode:
+                self._arm("r", d, rseq)
+            if "w" in mode:
+                self._arm("w", d, wseq)
+        for g in wake:
+            proc.goready(g)
+
+    def _arm(self, mode: str, when: float, seq: int) -> None:
+        tm = timers.addtimer(when, _deadlineimpl, (self, mode, seq))
+        with self.lock:
+            if mode == "r" and self.rseq == seq:
+                self.rt = tm
+                return
+            if mode == "w" and self.wseq == seq:
+                self.wt = tm
+                return
+        tm.stop()  # superseded while we armed it
+
+    # -- close -------------------------------------------------------------------------------
+
+    def evict(self) -> None:
+        """Mark the fd closing and wake its waiters, which raise ErrNetClosing (Go's
+        poll_runtime_pollUnblock). Idempotent."""
+        with self.lock:
+            if self.closing:
+                return
+            self.closing = True
+            self.rseq += 1
+            self.wseq += 1
+            rg = self._unblock_locked("r", False)
+            wg = self._unblock_locked("w", False)
+            stop = [tm for tm in (self.rt, self.wt) if tm is not None]
+            self.rt = self.wt = None
+        for tm in stop:
+            tm.stop()
+        if rg is not None:
+            proc.goready(rg)
+        if wg is not None:
+            proc.goready(wg)
+
+    def close(self) -> None:
+        """Evict, then unregister the fd from epoll. Call before closing the fd itself."""
+        self.evict()
+        poller = self.poller
+        if poller.pds.get(self.fd) is self:
+            del poller.pds[self.fd]
+        if not poller.closed:
+            try:
+                poller.ep.unregister(self.fd)
+            except (OSError, ValueError):
+                pass
+
+
+def _deadlineimpl(arg: tuple) -> None:
+    # A deadline timer fired (Go's netpolldeadlineimpl). It runs on an M, not in a G; a
+    # stale timer (its deadline reset or the fd closed since) finds the seq changed.
+    pd, mode, seq = arg
+    with pd.lock:
+        if mode == "r":
+            if pd.rseq != seq:
+                return
+            pd.rd = -1.0
+            pd.rt = None
+        else:
+            if pd.wseq != seq:
+                return
+            pd.wd = -1.0
+            pd.wt = None
+        g = pd._unblock_locked(mode, False)
+    if g is not None:
+        proc.goready(g)
