@@ -1,0 +1,33 @@
+"""`python -m loadgen ...` runs a load test; `python -m loadgen worker --master H:P` a worker.
+
+Arguments are checked before Locust (and with it gevent's monkey-patching) is imported,
+so a bad command line fails fast with one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from loadgen.config import UsageError, parse, parse_worker
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["worker"]:
+            host, port, with_parent = parse_worker(argv[1:])
+        else:
+            cfg = parse(argv)
+    except UsageError as e:
+        print(f"loadgen: error: {e}", file=sys.stderr)
+        return 2
+    if argv[:1] == ["worker"]:
+        from loadgen.worker import run_worker
+
+        return run_worker(host, port, with_parent)
+    from loadgen.master import run_master
+
+    return run_master(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

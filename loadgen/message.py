@@ -1,0 +1,34 @@
+"""The bytes of message number `seq`: what is sent and what the echo must equal.
+
+A message of `size` bytes is the 8-byte big-endian sequence number followed by a
+payload that depends on it: byte i of the payload is `(seq + i) % 256`.  Every byte
+therefore depends on `seq`, so a flipped byte, a lost or duplicated chunk, a stale echo
+of the previous message or bytes from another connection (whose numbers start at an
+unrelated random point) all fail the byte-for-byte comparison.
+
+Below 8 bytes only the low `size` bytes of the number are sent.  The check stays
+meaningful: consecutive numbers differ in their lowest byte, so a repeated or stale
+echo is still caught (modulo 256**size), and any corrupted byte changes the value.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+_CYCLE = bytes(range(256))
+
+
+@lru_cache(maxsize=8)
+def _pattern(size: int) -> bytes:
+    """0, 1, ..., 255, 0, 1, ... long enough to slice any payload of `size` bytes from."""
+    need = max(0, size - 8) + 256
+    return (_CYCLE * (need // 256 + 1))[:need]
+
+
+def message(seq: int, size: int) -> bytes:
+    """The `size` bytes of message `seq` (seq is taken modulo 2**64)."""
+    head = (seq & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big")
+    if size <= 8:
+        return head[8 - size:]
+    k = seq & 0xFF
+    return head + _pattern(size)[k:k + size - 8]
