@@ -208,15 +208,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _int_in(low: int, high: int | None, what: str) -> Callable[[str], int]:
+def _int_in(low: int, high: int | None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < low or (high is not None and value > high):
             bound = f"{low}..{high}" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"{what} must be {bound}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
         return value
 
     return parse
@@ -231,13 +231,13 @@ def parse_args(argv: list[str], strategies: Iterable[str]) -> tuple[str, Config]
     parser = _Parser(prog="python -m servers", add_help=True)
     parser.add_argument("strategy", metavar="STRATEGY")
     parser.add_argument("--host", default=Config.host)
-    parser.add_argument("--port", type=_int_in(0, 65535, "--port"), default=Config.port)
-    parser.add_argument("--backlog", type=_int_in(1, None, "--backlog"), default=Config.backlog)
-    parser.add_argument("--procs", type=_int_in(1, 1024, "--procs"), default=None)
+    parser.add_argument("--port", type=_int_in(0, 65535), default=Config.port)
+    parser.add_argument("--backlog", type=_int_in(1, None), default=Config.backlog)
+    parser.add_argument("--procs", type=_int_in(1, 1024), default=None)
     parser.add_argument(
         "--thread-stack",
         metavar="KiB",
-        type=_int_in(MIN_THREAD_STACK_KIB, 1024 * 1024, "--thread-stack (KiB)"),
+        type=_int_in(MIN_THREAD_STACK_KIB, 1024 * 1024),
         default=Config.thread_stack_kib,
     )
     args = parser.parse_args(argv)

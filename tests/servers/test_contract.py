@@ -1,0 +1,201 @@
+"""The server contract (DESIGN.md), one test per clause, for every registered strategy."""
+
+from __future__ import annotations
+
+import random
+import resource
+import select
+import signal
+import socket
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from tests.servers.support import roundtrip, server_command, wait_closed
+
+MiB = 1024 * 1024
+
+
+def test_listening_line_names_strategy_pid_and_loopback(server, server_argv):
+    assert set(server.line) == {"event", "strategy", "host", "port", "pid"}
+    assert server.line["event"] == "listening"
+    assert server.line["strategy"] == server_argv[0]
+    assert server.line["pid"] == server.pid
+    assert server.line["host"] == "127.0.0.1"
+    assert 0 < server.port < 65536
+    listening = [
+        c for c in server.ps.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN
+    ]
+    assert [(c.laddr.ip, c.laddr.port) for c in listening] == [("127.0.0.1", server.port)]
+
+
+def test_prints_exactly_one_stdout_line(server):
+    with server.connect() as c:
+        assert roundtrip(c, b"ping") == b"ping"
+    server.proc.send_signal(signal.SIGTERM)
+    rest, _ = server.proc.communicate(timeout=10)
+    assert rest == b""
+
+
+def test_echoes_binary_messages_byte_exact_on_one_connection(server):
+    rng = random.Random(1)
+    with server.connect() as c:
+        for size in (1, 2, 100, 4096, 65535, 65536, 65537, 300_000):
+            data = rng.randbytes(size)
+            assert roundtrip(c, data) == data, size
+        every_byte = bytes(range(256)) * 4
+        assert roundtrip(c, every_byte) == every_byte
+
+
+@pytest.mark.timeout(120)
+def test_echoes_a_10_mib_message(server):
+    data = random.Random(2).randbytes(10 * MiB)
+    with server.connect() as c:
+        assert roundtrip(c, data, timeout=90) == data
+
+
+def test_half_close_gets_every_byte_then_eof(server):
+    data = random.Random(3).randbytes(MiB + 17)
+    with server.connect() as c:
+        assert roundtrip(c, data, half_close=True) == data  # returns only at EOF
+
+
+def test_half_close_with_nothing_sent_gets_eof(server):
+    with server.connect() as c:
+        assert roundtrip(c, b"", half_close=True) == b""
+
+
+@pytest.mark.timeout(120)
+def test_client_that_never_reads_stops_the_server_reading(server):
+    """Backpressure: the server must stop reading, so the client's sends block for good."""
+    chunk = b"\xab" * 65536
+    limit = 64 * MiB  # far more than every socket buffer on the path can hold
+    with server.connect() as c:
+        assert roundtrip(c, b"warm") == b"warm"
+        c.setblocking(False)
+        sent = 0
+
+        def send_until_stalled(quiet: float) -> int:
+            """Send until the socket stays unwritable for ``quiet`` s; return bytes sent."""
+            total = 0
+            while total < limit:
+                _, writable, _ = select.select([], [c], [], quiet)
+                if not writable:
+                    return total
+                try:
+                    total += c.send(chunk)
+                except BlockingIOError:
+                    pass
+            return total
+
+        sent = send_until_stalled(quiet=1.0)
+        assert sent < limit, "server kept reading from a client that never reads"
+        rss_stalled = server.tree_rss()
+        more = send_until_stalled(quiet=2.0)
+        rss_later = server.tree_rss()
+    assert more < 2 * MiB, f"server read {more} more bytes while its writes were blocked"
+    assert rss_later - rss_stalled < 4 * MiB
+    assert rss_stalled < 200 * MiB
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.timeout(60)
+def test_signal_closes_connections_reaps_everything_and_exits_0(server, signum):
+    conns = [server.connect() for _ in range(5)]
+    assert roundtrip(conns[0], b"served") == b"served"
+    time.sleep(0.2)
+    pids = [p.pid for p in server.tree()]
+    started = time.monotonic()
+    server.proc.send_signal(signum)
+    rc = server.proc.wait(timeout=10)
+    took = time.monotonic() - started
+    assert rc == 0
+    assert took < 5.0
+    left = [pid for pid in pids[1:] if psutil.pid_exists(pid)]
+    assert left == [], f"processes left behind: {left}"
+    for c in conns:
+        assert wait_closed(c, timeout=5) in ("eof", "reset")
+        c.close()
+
+
+@pytest.mark.timeout(90)
+def test_accept_emfile_backs_off_without_spinning_then_serves_again(server):
+    """With no descriptor free, accept fails with EMFILE: the server neither dies nor spins.
+
+    The test lowers the running server's soft RLIMIT_NOFILE to the descriptors it already
+    holds, so every strategy's next accept fails; queued clients wait in the backlog.
+    Raising the limit back lets the server accept them: it must serve all of them.
+    """
+    time.sleep(0.3)
+    ps = server.ps
+    soft, hard = ps.rlimit(psutil.RLIMIT_NOFILE)
+    ps.rlimit(psutil.RLIMIT_NOFILE, (ps.num_fds(), hard))
+    clients = [server.connect() for _ in range(6)]
+    for i, c in enumerate(clients):
+        c.sendall(b"queued %d" % i)
+    time.sleep(0.5)  # let backoff reach ~0.3 s between tries
+    cpu_before = sum(ps.cpu_times()[:2])
+    time.sleep(1.5)
+    cpu = sum(ps.cpu_times()[:2]) - cpu_before
+    assert server.proc.poll() is None, "server died on EMFILE"
+    assert cpu < 0.3, f"server burnt {cpu:.2f}s CPU in 1.5s while accept kept failing"
+    assert "Too many open files" in server.stderr()
+
+    ps.rlimit(psutil.RLIMIT_NOFILE, (soft, hard))
+    for i, c in enumerate(clients):
+        c.settimeout(10)
+        expect = b"queued %d" % i
+        got = b""
+        while len(got) < len(expect):
+            chunk = c.recv(64)
+            assert chunk, f"client {i} closed before its echo"
+            got += chunk
+        assert got == expect
+        c.close()
+    with server.connect() as c:
+        assert roundtrip(c, b"after") == b"after"
+
+
+BAD_ARGS = [
+    ["no-such-strategy"],
+    [],
+    ["{s}", "--port", "65536"],
+    ["{s}", "--port", "-1"],
+    ["{s}", "--port", "http"],
+    ["{s}", "--backlog", "0"],
+    ["{s}", "--backlog", "-5"],
+    ["{s}", "--procs", "0"],
+    ["{s}", "--thread-stack", "1"],
+    ["{s}", "--host", "256.0.0.1"],
+    ["{s}", "--no-such-flag"],
+]
+
+
+@pytest.mark.parametrize("template", BAD_ARGS, ids=lambda a: " ".join(a) or "none")
+def test_bad_arguments_give_one_line_and_exit_2(server_argv, template):
+    argv = [a.format(s=server_argv[0]) for a in template]
+    if argv and argv[0] == server_argv[0]:
+        argv[1:1] = server_argv[1:]
+    done = subprocess.run(server_command(argv), capture_output=True, timeout=30)
+    err = done.stderr.decode()
+    assert done.returncode == 2, err
+    assert done.stdout == b""
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_address_in_use_is_a_usage_error(server, server_argv):
+    done = subprocess.run(
+        server_command([*server_argv, "--port", str(server.port)]), capture_output=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.decode().splitlines()) == 1
+    assert "Address already in use" in done.stderr.decode()
+
+
+def test_server_raises_its_soft_fd_limit_to_the_hard_limit(server):
+    soft, hard = server.ps.rlimit(psutil.RLIMIT_NOFILE)
+    assert soft == hard == resource.getrlimit(resource.RLIMIT_NOFILE)[1]
