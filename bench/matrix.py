@@ -1,0 +1,230 @@
+"""The bench configuration and the case matrix it expands to.
+
+A configuration comes from three layers, later ones winning: the built-in defaults (the
+``make bench`` matrix, or the ``--quick`` one), a TOML file (``--config``), and the
+command-line options the user actually typed. The result is a plain dict stored whole in
+the run file, so ``--resume`` rebuilds exactly the same matrix from the file alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from typing import Any
+
+from bench import UsageError
+
+STRATEGIES = ("iterative", "fork", "thread", "goroutine", "asyncio")
+EXTERNAL = "external"
+GiB = 1 << 30
+
+# Open-loop rate per case when ``rate = "auto"``: 1 msg/s per connection, capped at 5,000
+# msg/s in total. Why: on the 2-core reference machine the Locust loadgen (master + workers
+# sharing the cores with the server) holds about that much with its own CPU well below
+# saturation, so at 10,000 connections (0.5 msg/s each) the offered load is still met and
+# the comparison is of server cost (CPU per 1k messages, memory), not of the loadgen's limit.
+RATE_PER_CONN = 1.0
+RATE_CAP = 5000.0
+
+DEFAULTS: dict[str, Any] = {
+    "strategies": list(STRATEGIES),
+    "connections": [100, 1000, 10000],
+    "rate": "auto",
+    "rate_per_conn": RATE_PER_CONN,
+    "rate_cap": RATE_CAP,
+    "size": [64],
+    "mode": ["open"],
+    "conn_mode": ["persistent"],
+    # Extra closed-loop (max throughput) cases at these connection counts; by default only
+    # with the default matrix (set explicitly to keep them with other --connections/--mode).
+    "closed_connections": None,
+    "duration": 10.0,
+    "warmup": 2.0,
+    "repeats": 3,
+    "workers": None,
+    "procs": None,
+    "backlog": None,
+    "server_cmd": None,
+    "pin": False,
+    "ramp_rate": None,
+    "ramp_timeout": None,
+    "timeout": 5.0,
+    "seed": 1,
+    "mem_floor": 2 * GiB,
+    "mem_budget": None,
+    "case_time_limit": None,
+    "quick": False,
+}
+
+QUICK: dict[str, Any] = {
+    "connections": [100, 1000],
+    "repeats": 1,
+    "duration": 4.0,
+    "warmup": 1.0,
+}
+
+_LISTS = {"strategies", "connections", "size", "mode", "conn_mode", "closed_connections"}
+_ENUMS = {"mode": ("open", "closed"), "conn_mode": ("persistent", "per-message")}
+
+
+def _as_list(name: str, value: Any) -> list:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    elif not isinstance(value, list):
+        value = [value]
+    return value
+
+
+def _positive(name: str, value: Any, kind: type = float, allow_zero: bool = False) -> Any:
+    try:
+        v = kind(value)
+        if isinstance(value, bool) or (kind is int and float(value) != v):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise UsageError(f"--{name.replace('_', '-')}: {value!r} is not a number") from None
+    if v < 0 or (v == 0 and not allow_zero):
+        floor = ">= 0" if allow_zero else "> 0"
+        raise UsageError(f"--{name.replace('_', '-')}: {value!r} must be {floor}")
+    return v
+
+
+def _check(cfg: dict) -> dict:
+    """Normalise types and reject bad values with a one-line :class:`UsageError`."""
+    for name in _LISTS:
+        if cfg[name] is not None:
+            cfg[name] = _as_list(name, cfg[name])
+    for name in ("connections", "size", "closed_connections"):
+        if cfg[name] is not None:
+            cfg[name] = [_positive(name, v, int) for v in cfg[name]]
+    if not cfg["connections"]:
+        raise UsageError("--connections: give at least one connection count, e.g. 100,1000")
+    for name, allowed in _ENUMS.items():
+        for v in cfg[name]:
+            if v not in allowed:
+                raise UsageError(f"--{name.replace('_', '-')}: {v!r} is not one of {allowed}")
+    if cfg["rate"] != "auto":
+        cfg["rate"] = [_positive("rate", v) for v in _as_list("rate", cfg["rate"])]
+    for name in ("duration", "rate_per_conn", "rate_cap", "timeout"):
+        cfg[name] = _positive(name, cfg[name])
+    cfg["warmup"] = _positive("warmup", cfg["warmup"], allow_zero=True)
+    cfg["repeats"] = _positive("repeats", cfg["repeats"], int)
+    for name in ("workers", "procs", "backlog"):
+        if cfg[name] is not None:
+            cfg[name] = _positive(name, cfg[name], int)
+    for name in ("ramp_rate", "ramp_timeout", "case_time_limit", "mem_budget", "mem_floor"):
+        if cfg[name] is not None:
+            cfg[name] = _positive(name, cfg[name], allow_zero=name == "mem_floor")
+    cfg["seed"] = int(cfg["seed"])
+    cfg["pin"] = bool(cfg["pin"])
+    if cfg["server_cmd"] is not None and not str(cfg["server_cmd"]).strip():
+        raise UsageError("--server-cmd: empty command")
+    unknown = [s for s in cfg["strategies"] if s not in STRATEGIES and s != EXTERNAL]
+    if unknown:
+        raise UsageError(
+            f"--strategies: unknown strategy {unknown[0]!r} (known: {', '.join(STRATEGIES)})"
+        )
+    if EXTERNAL in cfg["strategies"] and not cfg["server_cmd"]:
+        raise UsageError("--strategies: 'external' needs --server-cmd CMD")
+    if not cfg["strategies"]:
+        raise UsageError("--strategies: give at least one strategy")
+    return cfg
+
+
+def read_toml(path: str) -> dict:
+    """The settings in a TOML file: top-level keys named like the options (``conn_mode``)."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise UsageError(f"--config {path}: cannot read ({e.strerror or e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"--config {path}: not valid TOML ({e})") from None
+    data = {k.replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - set(DEFAULTS))
+    if unknown:
+        raise UsageError(f"--config {path}: unknown setting {unknown[0]!r}")
+    return data
+
+
+def build_config(cli: dict[str, Any], toml_path: str | None = None) -> dict:
+    """Defaults < ``--quick`` < TOML file < the options given on the command line.
+
+    ``cli`` holds only the options the user typed (others absent or ``None``).
+    """
+    given = {k: v for k, v in cli.items() if v is not None and k in DEFAULTS}
+    from_file = read_toml(toml_path) if toml_path else {}
+    cfg = dict(DEFAULTS)
+    if given.get("quick") or from_file.get("quick"):
+        cfg.update(QUICK)
+    cfg.update(from_file)
+    cfg.update(given)
+    if cfg["server_cmd"] and "strategies" not in given and "strategies" not in from_file:
+        cfg["strategies"] = [EXTERNAL]
+    elif cfg["server_cmd"] and EXTERNAL not in _as_list("strategies", cfg["strategies"]):
+        cfg["strategies"] = [*_as_list("strategies", cfg["strategies"]), EXTERNAL]
+    if cfg["closed_connections"] is None:
+        custom = any(k in given or k in from_file for k in ("connections", "mode"))
+        cfg["closed_connections"] = [] if custom else [100]
+    return _check(cfg)
+
+
+def rate_for(cfg: dict, connections: int) -> list[float]:
+    """The open-loop target rates (msg/s in total) for a connection count."""
+    if cfg["rate"] == "auto":
+        return [min(cfg["rate_per_conn"] * connections, cfg["rate_cap"])]
+    return list(cfg["rate"])
+
+
+def case_keys(cfg: dict, strategies: list[str] | None = None) -> list[dict]:
+    """Every case key of the matrix, in run order.
+
+    Repeats are the outer loop, so an interrupted run still holds whole passes over the
+    matrix and slow drift of the machine hits every strategy alike; within a pass, cases
+    go by connection count, then strategy.
+    """
+    strategies = cfg["strategies"] if strategies is None else strategies
+    keys = []
+    for repeat in range(cfg["repeats"]):
+        combos = []
+        for n, size, mode, conn_mode in itertools.product(
+            cfg["connections"], cfg["size"], cfg["mode"], cfg["conn_mode"]
+        ):
+            rates = rate_for(cfg, n) if mode == "open" else [None]
+            combos += [(n, r, size, mode, conn_mode) for r in rates]
+        if "closed" not in cfg["mode"]:
+            for n, size, conn_mode in itertools.product(
+                cfg["closed_connections"], cfg["size"], cfg["conn_mode"]
+            ):
+                combos.append((n, None, size, "closed", conn_mode))
+        for (n, rate, size, mode, conn_mode), strategy in itertools.product(combos, strategies):
+            keys.append(
+                {
+                    "strategy": strategy,
+                    "connections": n,
+                    "rate": rate,
+                    "size": size,
+                    "mode": mode,
+                    "conn_mode": conn_mode,
+                    "repeat": repeat,
+                }
+            )
+    return keys
+
+
+def ramp_timeout(cfg: dict, connections: int) -> float:
+    """How long the loadgen may take to open every connection before it measures anyway."""
+    if cfg["ramp_timeout"] is not None:
+        return cfg["ramp_timeout"]
+    return 15.0 + connections / 500.0
+
+
+def case_time_limit(cfg: dict, connections: int) -> float:
+    """Hard wall-clock limit of one case: every phase, plus generous start/stop slack."""
+    if cfg["case_time_limit"] is not None:
+        return cfg["case_time_limit"]
+    return ramp_timeout(cfg, connections) + cfg["warmup"] + cfg["duration"] + 60.0
+
+
+def estimate_case_s(cfg: dict, connections: int) -> float:
+    """A rough duration of one case, for the ETA before any case has finished."""
+    return 6.0 + connections / 1000.0 + cfg["warmup"] + cfg["duration"]

@@ -1,0 +1,163 @@
+"""Sampling a server's whole process tree with psutil while a case runs.
+
+The sampler is a thread of the runner, pinned (with ``--pin``) to the loadgen's CPUs so it
+never takes CPU from the server it measures. Every ``interval`` seconds it sums over the
+tree: RSS, threads, processes, open fds, context switches and CPU time (the root's
+``children_*`` times included, so reaped fork children still count). PSS and USS come from
+``/proc/PID/smaps_rollup``, which the kernel computes by walking every mapping: costly for
+thousands of processes, so they are read only as often as keeps that walk under a fifth of
+the sampler's time, and the case says so. The same holds for the whole tick: a tick that
+takes longer than the interval stretches the interval rather than eating a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import psutil
+
+from bench.guard import MemoryGuard
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _cpu_s(p: psutil.Process, root: bool) -> float:
+    t = p.cpu_times()
+    cpu = t.user + t.system
+    if root:
+        cpu += t.children_user + t.children_system
+    return cpu
+
+
+def footprint(pid: int, smaps: bool = True) -> dict:
+    """One reading of the tree rooted at ``pid``: rss, pss, uss, threads, procs, fds (+cpu)."""
+    out = {"rss": 0, "pss": 0 if smaps else None, "uss": 0 if smaps else None,
+           "threads": 0, "procs": 0, "fds": 0, "cpu_s": 0.0, "vol": 0, "invol": 0}
+    for p in _tree(pid):
+        try:
+            with p.oneshot():
+                if smaps:
+                    m = p.memory_full_info()
+                    out["pss"] += m.pss
+                    out["uss"] += m.uss
+                else:
+                    m = p.memory_info()
+                out["rss"] += m.rss
+                out["threads"] += p.num_threads()
+                out["fds"] += p.num_fds()
+                out["cpu_s"] += _cpu_s(p, p.pid == pid)
+                c = p.num_ctx_switches()
+                out["vol"] += c.voluntary
+                out["invol"] += c.involuntary
+                out["procs"] += 1
+        except psutil.Error:
+            continue  # exited between listing and reading: it is no longer part of the tree
+    return out
+
+
+class Sampler(threading.Thread):
+    """Samples the server tree (and the loadgen's CPU) until :meth:`stop`; feeds the guard."""
+
+    def __init__(
+        self,
+        server_pid: int,
+        guard: MemoryGuard,
+        t0: float,
+        cpus: list[int] | None = None,
+        interval: float = 0.25,
+    ):
+        super().__init__(name="sampler", daemon=True)
+        self.server_pid = server_pid
+        self.guard = guard
+        self.t0 = t0
+        self.cpus = cpus
+        self.interval = interval
+        self.loadgen_pid: int | None = None
+        self.series: list[dict] = []
+        self.peak = {"rss": 0, "pss": None, "threads": 0, "procs": 0, "fds": 0}
+        self.ctx = {"voluntary": 0, "involuntary": 0}
+        self.cpu_s = 0.0
+        self.loadgen_cpu_s = 0.0
+        self.loadgen_peak_rss = 0
+        self.smaps_interval_max: float | None = None
+        self.tick_cost_max = 0.0
+        self.tripped = threading.Event()
+        self._halt = threading.Event()
+        self._last_smaps: float | None = None
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(30)
+
+    def run(self) -> None:
+        if self.cpus:
+            try:
+                os.sched_setaffinity(threading.get_native_id(), self.cpus)
+            except OSError:
+                pass
+        next_smaps = 0.0
+        while not self._halt.is_set():
+            start = time.monotonic()
+            want_smaps = start >= next_smaps
+            fp = footprint(self.server_pid, smaps=want_smaps)
+            if want_smaps:
+                cost = time.monotonic() - start
+                if self._last_smaps is not None:
+                    gap = start - self._last_smaps
+                    self.smaps_interval_max = max(self.smaps_interval_max or 0.0, gap)
+                self._last_smaps = start
+                next_smaps = start + max(self.interval, 5 * cost)
+            self._loadgen()
+            available = psutil.virtual_memory().available
+            self._record(start, fp, available)
+            if self.guard.check(available):
+                self.tripped.set()
+            cost = time.monotonic() - start
+            self.tick_cost_max = max(self.tick_cost_max, cost)
+            self._halt.wait(max(self.interval - cost, cost))
+
+    def _record(self, start: float, fp: dict, available: int) -> None:
+        if fp["procs"] == 0:
+            return  # the server is gone; the runner notices and says why
+        self.cpu_s = max(self.cpu_s, fp["cpu_s"])
+        self.ctx["voluntary"] = max(self.ctx["voluntary"], fp["vol"])
+        self.ctx["involuntary"] = max(self.ctx["involuntary"], fp["invol"])
+        for k in ("rss", "threads", "procs", "fds"):
+            self.peak[k] = max(self.peak[k], fp[k])
+        if fp["pss"] is not None:
+            self.peak["pss"] = max(self.peak["pss"] or 0, fp["pss"])
+        self.series.append(
+            {
+                "t": round(start - self.t0, 3),
+                "rss": fp["rss"],
+                "pss": fp["pss"],
+                "uss": fp["uss"],
+                "threads": fp["threads"],
+                "procs": fp["procs"],
+                "fds": fp["fds"],
+                "cpu_s": round(self.cpu_s, 4),
+                "mem_available": int(available),
+            }
+        )
+
+    def _loadgen(self) -> None:
+        if self.loadgen_pid is None:
+            return
+        cpu, rss = 0.0, 0
+        for p in _tree(self.loadgen_pid):
+            try:
+                with p.oneshot():
+                    cpu += _cpu_s(p, p.pid == self.loadgen_pid)
+                    rss += p.memory_info().rss
+            except psutil.Error:
+                continue
+        self.loadgen_cpu_s = max(self.loadgen_cpu_s, cpu)
+        self.loadgen_peak_rss = max(self.loadgen_peak_rss, rss)

@@ -1,0 +1,180 @@
+"""Bench run → PNG plots (matplotlib, headless Agg backend).
+
+One line per strategy (and per load family — mode, connection mode, size — when a run
+holds more than one), one point per connection count at the median of the ok repeats.
+Every plot file is always written; a plot without data says so in its body, so a report
+never points at a missing image.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from hdrh.histogram import HdrHistogram  # noqa: E402
+
+from results.report import aggregate, groups  # noqa: E402
+
+PLOTS = {
+    "throughput.png": "Achieved throughput vs connections",
+    "p99.png": "p99 latency (corrected) vs connections",
+    "mem_per_conn.png": "Server memory per connection",
+    "rss_threads.png": "Server RSS and threads/processes vs connections",
+    "spectrum.png": "Latency percentile spectrum at the largest connection count",
+}
+SPECTRUM = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999]
+
+
+def _series(run: dict) -> dict[str, list[tuple[int, dict]]]:
+    """``{label: [(connections, aggregate), ...]}`` for every strategy × load family."""
+    by: dict[tuple, list[tuple[int, dict]]] = defaultdict(list)
+    for gk, cases in groups(run):
+        strategy, n, mode, conn_mode, rate, size = gk
+        family = (mode, conn_mode, size)
+        by[(strategy, family)].append((n, aggregate(cases)))
+    families = {f for _, f in by}
+    out = {}
+    for (strategy, family), pts in by.items():
+        label = strategy
+        if len(families) > 1:
+            mode, conn_mode, size = family
+            label += f" ({mode}" + ("" if conn_mode == "persistent" else ", per-msg") + (
+                "" if size == 64 else f", {size}B") + ")"
+        out[label] = sorted(pts, key=lambda p: p[0])
+    return out
+
+
+def _line(ax, series, field, scale=1.0) -> bool:
+    drawn = False
+    for label, pts in series.items():
+        xs = [n for n, a in pts if a[field] is not None]
+        ys = [a[field] / scale for n, a in pts if a[field] is not None]
+        if xs:
+            ax.plot(xs, ys, marker="o", label=label)
+            drawn = True
+    return drawn
+
+
+def _finish(fig, ax, drawn: bool, path: Path, xlabel: str, ylabel: str, logy=False) -> None:
+    if drawn:
+        ax.set_xscale("log")
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no ok case to plot", ha="center", va="center",
+                transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _spectrum(run: dict, ax) -> bool:
+    ok = [c for c in run["cases"] if c["status"] == "ok"]
+    if not ok:
+        return False
+    largest = max(c["key"]["connections"] for c in ok)
+    drawn = False
+    seen = set()
+    for c in ok:
+        k = c["key"]
+        label = k["strategy"] + ("" if k["mode"] == "open" else f" ({k['mode']})")
+        if k["connections"] != largest or label in seen:
+            continue
+        seen.add(label)
+        lat = c["loadgen"]["latency_us"]["corrected"]
+        try:
+            h = HdrHistogram.decode(c["loadgen"]["histograms"]["corrected"])
+            ys = [h.get_value_at_percentile(p) / 1000 for p in SPECTRUM]
+        except Exception:  # an undecodable histogram: fall back to the stored percentiles
+            ys = None
+        xs = [1 / (1 - p / 100) for p in SPECTRUM]
+        if ys is None:
+            pairs = [(50, "p50"), (90, "p90"), (99, "p99"), (99.9, "p99.9"), (99.99, "p99.99")]
+            xs = [1 / (1 - p / 100) for p, _ in pairs]
+            ys = [lat[name] / 1000 for _, name in pairs]
+        ax.plot(xs, ys, marker=".", label=label)
+        drawn = True
+    if drawn:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ticks = [2, 10, 100, 1000, 10000, 100000]
+        ax.set_xticks(ticks, ["50%", "90%", "99%", "99.9%", "99.99%", "99.999%"])
+        ax.set_xlabel("percentile")
+        ax.set_ylabel("latency (ms, corrected)")
+        ax.set_title(f"{largest:,} connections")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    return drawn
+
+
+def write_plots(run: dict, out_dir: Path) -> list[Path]:
+    """Write every plot of :data:`PLOTS` into ``out_dir``; return their paths in order."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    series = _series(run)
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = _line(ax, series, "rate")
+    ax.set_title(PLOTS["throughput.png"])
+    _finish(fig, ax, drawn, p := out_dir / "throughput.png", "connections", "msg/s")
+    paths.append(p)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = _line(ax, series, "p99_corrected")
+    ax.set_title(PLOTS["p99.png"])
+    _finish(fig, ax, drawn, p := out_dir / "p99.png", "connections", "p99 latency (ms)", True)
+    paths.append(p)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = _line(ax, series, "mem_conn", 1024)
+    ax.set_title(PLOTS["mem_per_conn.png"] + " ((load - idle) / N; PSS for fork)")
+    _finish(fig, ax, drawn, p := out_dir / "mem_per_conn.png", "connections", "KiB / connection")
+    paths.append(p)
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    drawn = _line(ax1, series, "rss", 1 << 20)
+    ax1.set_title("server RSS under load")
+    if drawn:
+        ax1.set_yscale("log")
+        ax1.set_ylabel("MiB")
+    for label, pts in series.items():
+        xs = [n for n, a in pts if a["threads"] is not None]
+        if xs:
+            ax2.plot(xs, [a["threads"] for _, a in pts if a["threads"] is not None],
+                     marker="o", label=f"{label} threads")
+            ax2.plot(xs, [a["procs"] for _, a in pts if a["procs"] is not None],
+                     marker="s", linestyle="--", label=f"{label} procs")
+    ax2.set_title("peak threads / processes")
+    if drawn:
+        ax2.set_xscale("log")
+        ax2.set_yscale("log")
+        ax2.set_xlabel("connections")
+        ax2.legend(fontsize=6)
+        ax2.grid(True, which="both", alpha=0.3)
+    _finish(fig, ax1, drawn, p := out_dir / "rss_threads.png", "connections", "MiB", True)
+    paths.append(p)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = _spectrum(run, ax)
+    if not drawn:
+        ax.set_title(PLOTS["spectrum.png"])
+    _finish_spectrum(fig, ax, drawn, p := out_dir / "spectrum.png")
+    paths.append(p)
+    return paths
+
+
+def _finish_spectrum(fig, ax, drawn: bool, path: Path) -> None:
+    if not drawn:
+        ax.text(0.5, 0.5, "no ok case to plot", ha="center", va="center",
+                transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
