@@ -12,7 +12,8 @@ Samples, per kind:
   (corrected latency, µs) the samples are the repeats when both sides have at least
   :data:`MIN_REPEATS` of them: repeats are independent server starts, the honest unit of
   replication. With fewer repeats the samples are the loadgen's ≤1 s ``intervals``
-  (``rate``, ``p50_us``, ``p99_us``) pooled over the repeats, so a single-repeat run can
+  (``rate``, and ``p50_us``/``p99_us`` of the interval's corrected latencies, skipped for
+  an interval without a single echo) pooled over the repeats, so a single-repeat run can
   still be judged; intervals of one run are autocorrelated, so their p-values are
   optimistic, and the table says which source it used. ``cpu/1k msgs`` (server CPU seconds
   per 1,000 echoes) and ``mem/conn`` (bytes) exist once per repeat, so they need
@@ -162,6 +163,8 @@ def _per_interval(cases: list[dict], field_name: str) -> list[float]:
     out = []
     for c in cases:
         for iv in c["loadgen"].get("intervals") or []:
+            if field_name != "rate" and iv.get("messages") == 0:
+                continue  # no echo in that interval: its percentiles are not measurements
             v = iv.get(field_name)
             if isinstance(v, int | float) and math.isfinite(v):
                 out.append(float(v))

@@ -85,7 +85,7 @@ def test_bench_run_with_a_worse_p99_is_regressed_exit_1(capsys):
         assert "regressed" not in line
 
 
-def test_single_repeat_bench_metrics_without_intervals_have_too_few_samples():
+def test_single_repeat_cpu_and_memory_have_too_few_samples_latency_uses_intervals():
     old, new = bench_run("20260101-000000-aaaaaaa"), bench_run("20260101-000100-aaaaaaa")
     report = compare.compare_runs(old, new)
     by_metric = {t.spec.name: t for t in report.tables}
@@ -188,3 +188,14 @@ def test_runs_load_through_the_store_validator():
     del run["cases"][0]["values"]
     with pytest.raises(store.RunFileError):
         save(run)
+
+
+def test_an_interval_without_echoes_counts_as_rate_zero_but_gives_no_latency():
+    run = bench_run("20260101-000000-aaaaaaa", strategies=("thread",))
+    ivs = run["cases"][0]["loadgen"]["intervals"]
+    ivs[3].update(messages=0, rate=0.0, p50_us=0, p99_us=0)
+    cases = run["cases"]
+    rate, _, src = compare.bench_pair_samples(cases, cases, "rate")
+    p99, _, _ = compare.bench_pair_samples(cases, cases, "p99")
+    assert src == "intervals" and len(rate) == 10 and 0.0 in rate
+    assert len(p99) == 9 and min(p99) > 1000
