@@ -1,1 +1,18 @@
-"""A Go-style runtime: G/M/P scheduler, channels, select, timers, sync, netpoller, net."""
+"""A Go-style runtime: G/M/P scheduler, channels, select, timers, sync, netpoller, net.
+
+Gs are ``async def`` coroutines run by ``run(main(), procs=N)``; see DESIGN.md for the API.
+"""
+
+from .chan import Chan, close
+from .errors import Deadlock, Fatal, Panic
+from .proc import go, gomaxprocs, gosched, num_goroutine, run, syscall
+from .select import recv, select, send
+from .sync import Mutex, Once, RWMutex, WaitGroup
+from .timers import Ticker, Timer, after, after_func, sleep
+from .trace import stats
+
+__all__ = [
+    "Chan", "Deadlock", "Fatal", "Mutex", "Once", "Panic", "RWMutex", "Ticker", "Timer",
+    "WaitGroup", "after", "after_func", "close", "go", "gomaxprocs", "gosched",
+    "num_goroutine", "recv", "run", "select", "send", "sleep", "stats", "syscall",
+]
