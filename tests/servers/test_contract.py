@@ -6,7 +6,6 @@ import random
 import resource
 import select
 import signal
-import socket
 import subprocess
 import time
 
@@ -118,6 +117,22 @@ def test_signal_closes_connections_reaps_everything_and_exits_0(server, signum):
     for c in conns:
         assert wait_closed(c, timeout=5) in ("eof", "reset")
         c.close()
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_while_blocked_writing_to_a_client_that_never_reads(server):
+    with server.connect() as c:
+        c.setblocking(False)
+        sent = 0
+        while select.select([], [c], [], 1.0)[1] and sent < 64 * MiB:
+            try:
+                sent += c.send(b"\0" * 65536)
+            except BlockingIOError:
+                pass
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5.0
 
 
 @pytest.mark.timeout(90)
