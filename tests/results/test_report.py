@@ -1,0 +1,93 @@
+"""results.report / plots / report_md: medians over repeats, slopes, tables, PNGs."""
+
+from __future__ import annotations
+
+import pytest
+
+from results import report, store
+from results.plots import PLOTS, write_plots
+from results.report_md import write_report_md
+from tests.results.bench_cases import bench_run, case
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "RUNS_DIR", tmp_path)
+    return tmp_path
+
+
+def test_repeats_reduce_to_the_median_of_ok_cases_only(runs_dir):
+    cases = [case("thread", 100, repeat=i, achieved=a, p50_us=p)
+             for i, (a, p) in enumerate([(90, 1000), (100, 3000), (300, 2000)])]
+    cases.append(case("thread", 100, repeat=3, status="failed: server exited (code 1)"))
+    run = bench_run(cases)
+    store.validate(run)
+    [(gk, group)] = report.groups(run)
+    a = report.aggregate(group)
+    assert (a["ok"], a["n"]) == (3, 4)
+    assert a["rate"] == 100 and a["p50_corrected"] == 2.0 and a["p50_uncorrected"] == 1.0
+    assert a["failure"] == "failed: server exited (code 1)"
+
+
+def test_a_group_without_ok_case_shows_dashes_and_its_failure(runs_dir):
+    run = bench_run([case("thread", 100), case("asyncio", 100, status="aborted: memory guard (x)")])
+    t = report.tables(run)
+    perf = t["Throughput and latency (median of repeats; latency ms, corrected / uncorrected)"]
+    asyncio_row = next(line for line in perf.splitlines() if line.startswith("asyncio"))
+    assert "0/1" in asyncio_row and asyncio_row.split()[4] == "-"
+    assert "aborted: memory guard (x)" in t["Failed, aborted and defective cases"]
+
+
+def test_memory_slope_is_the_fitted_bytes_per_connection(runs_dir):
+    # RSS = 10 MiB + 64 KiB * n exactly: the fitted slope must be 64 KiB.
+    cases = [case("thread", n, rss_load=(10 * MiB) + 65536 * n) for n in (100, 1000, 10000)]
+    cases += [case("fork", n, rss_load=(10 * MiB) + 2 * 4096 * n) for n in (100, 1000)]
+    cases.append(case("asyncio", 100))  # one connection count only: no slope
+    slopes = report.mem_slopes(bench_run(cases))
+    assert slopes["thread"]["bytes_per_conn"] == pytest.approx(65536, rel=1e-6)
+    assert slopes["thread"]["metric"] == "rss" and slopes["thread"]["points"] == 3
+    assert slopes["fork"]["bytes_per_conn"] == pytest.approx(4096, rel=1e-6)  # PSS = RSS/2
+    assert slopes["fork"]["metric"] == "pss"
+    assert "asyncio" not in slopes
+
+
+def test_run_summary_counts_statuses(runs_dir):
+    run = bench_run([case("thread", 10), case("thread", 10, repeat=1, status="failed: x"),
+                     case("thread", 10, repeat=2, status="aborted: time limit (5 s)")])
+    assert report.run_summary(run, {"goroutine": "not yet"})["counts"] == {
+        "ok": 1, "failed": 1, "aborted": 1}
+
+
+def test_tables_show_every_column_the_issue_asks_for(runs_dir):
+    run = bench_run([case("thread", 100, starved=3, errors=7), case("asyncio", 100)])
+    text = "\n".join(report.tables(run).values())
+    for col in ("msg/s", "p50", "p99", "p99.9", "errors", "starved", "cpu s/1k msg", "RSS MiB",
+                "mem/conn KiB", "threads", "procs", "listen overflows", "saturated"):
+        assert col in text
+    thread_row = next(line for line in text.splitlines() if line.startswith("thread"))
+    assert " 7 " in thread_row and " 3 " in thread_row
+
+
+def test_plots_and_report_md_are_written_and_are_pngs(runs_dir, tmp_path):
+    cases = [case(s, n, p50_us=100 * n ** 0.5) for s in ("thread", "fork", "asyncio")
+             for n in (100, 1000)]
+    run = bench_run(cases, ["thread", "fork", "asyncio"])
+    path = store.save_run(run)
+    out = tmp_path / "rep"
+    pngs = write_plots(run, out)
+    assert [p.name for p in pngs] == list(PLOTS)
+    for p in pngs:
+        data = p.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    md = write_report_md(run, path, out, pngs).read_text()
+    for p in pngs:
+        assert f"]({p.name})" in md
+    assert "| thread" in md and "Server cost" in md
+
+
+def test_plots_of_a_run_with_no_ok_case_still_exist(runs_dir, tmp_path):
+    run = bench_run([case("thread", 100, status="failed: server exited (signal SIGKILL)")])
+    for p in write_plots(run, tmp_path / "rep"):
+        assert p.read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,252 @@
+"""runner.py bench / report end to end: real servers, the real loadgen, real run files.
+
+Each bench subprocess carries a unique environment marker that every server and loadgen
+process inherits, so "no process left" is checked exactly, even with other tests running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench import UsageError, matrix
+from results import store
+
+ROOT = Path(__file__).resolve().parent.parent
+SHORT = ["--connections", "50", "--duration", "2", "--warmup", "0.5", "--repeats", "1"]
+
+
+def env_for(tmp_path: Path) -> tuple[dict, str]:
+    mark = uuid.uuid4().hex
+    env = dict(os.environ, C10K_RUNS_DIR=str(tmp_path / "runs"), C10K_TEST_MARK=mark,
+               C10K_BASELINES_DIR=str(tmp_path / "baselines"))
+    return env, mark
+
+
+def marked(mark: str) -> list[psutil.Process]:
+    """Live processes carrying ``mark`` in their environment."""
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if p.pid != os.getpid() and p.environ().get("C10K_TEST_MARK") == mark:
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    found.append(p)
+        except psutil.Error:
+            pass
+    return found
+
+
+def kill_marked(mark: str) -> None:
+    for p in marked(mark):
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def runner(args: list[str], env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "runner.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_files(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "runs").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """One real bench: thread and asyncio, 50 connections, 2 s measure."""
+    tmp = tmp_path_factory.mktemp("short")
+    env, mark = env_for(tmp)
+    try:
+        out = runner(["bench", "--strategies", "thread,asyncio", *SHORT, "--no-report"], env)
+        left = marked(mark)
+    finally:
+        kill_marked(mark)
+    return tmp, env, out, left
+
+
+def test_short_bench_writes_a_valid_run_with_every_field_filled(short_run):
+    tmp, _, out, left = short_run
+    assert out.returncode == 0, out.stderr
+    assert left == []
+    [path] = run_files(tmp)
+    run, _ = store.load_run(str(path))  # validates against the schema
+    assert run["kind"] == "bench" and run["finished"] and run["git"]["sha"] != "unknown"
+    assert run["machine"]["cpu_model"] and run["machine"]["affinity"]
+    assert run["config"]["connections"] == [50] and run["config"]["strategies"] == [
+        "thread", "asyncio"]
+    assert [c["key"]["strategy"] for c in run["cases"]] == ["thread", "asyncio"]
+    for c in run["cases"]:
+        assert c["status"] == "ok", c["status"]
+        assert c["defects"] == []
+        lg, srv = c["loadgen"], c["server"]
+        assert lg["connections"]["connected"] == 50 and lg["messages"] > 0
+        assert lg["rate"]["achieved"] > 0 and lg["latency_us"]["corrected"]["p99"] > 0
+        assert srv["idle"]["pss"] > 0 and srv["load"]["rss"] >= srv["idle"]["rss"] > 0
+        assert srv["peak"]["fds"] >= 50 and srv["samples"] == len(srv["series"]) > 3
+        assert srv["exit"] == {"code": 0, "signal": None}
+        assert c["cpu_s_per_1k_msgs"] is not None and c["cpu_s_per_1k_msgs"] >= 0
+        assert c["mem_per_conn"]["bytes"] is not None
+        assert None not in c["netstat"].values()
+        assert c["loadgen_proc"]["cpu_s"] > 0 and c["machine_mem"]["available_before"] > 0
+    thread = run["cases"][0]["server"]
+    assert thread["peak"]["threads"] >= 50  # one thread per connection, seen by the sampler
+
+
+def test_report_on_a_stored_run_writes_tables_and_every_png(short_run):
+    tmp, env, out, _ = short_run
+    rep = runner(["report"], env)  # default: the latest bench run in C10K_RUNS_DIR
+    assert rep.returncode == 0, rep.stderr
+    assert "Throughput and latency" in rep.stdout and "Server cost" in rep.stdout
+    assert any(line.startswith("thread ") for line in rep.stdout.splitlines())
+    [path] = run_files(tmp)
+    pngs = sorted(path.with_suffix("").glob("*.png"))
+    assert {p.name for p in pngs} == {"throughput.png", "p99.png", "mem_per_conn.png",
+                                      "rss_threads.png", "spectrum.png"}
+    for p in pngs:
+        data = p.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+    assert "![throughput](throughput.png)" in (path.with_suffix("") / "report.md").read_text()
+
+
+def test_sigint_after_first_case_keeps_it_and_resume_completes(tmp_path):
+    env, mark = env_for(tmp_path)
+    argv = [sys.executable, "runner.py", "bench", "--strategies", "asyncio,thread", *SHORT,
+            "--no-report"]
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            files = run_files(tmp_path)
+            if files and len(json.loads(files[0].read_text())["cases"]) == 1:
+                break
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        time.sleep(1.0)  # the second case is under way: server and loadgen running
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert "--resume" in err
+        time.sleep(0.5)
+        assert marked(mark) == []
+        [path] = run_files(tmp_path)
+        run, _ = store.load_run(str(path))
+        assert [c["key"]["strategy"] for c in run["cases"]] == ["asyncio"]
+        assert run["finished"] is None
+        out = runner(["bench", "--resume", run["id"], "--no-report"], env)
+        assert out.returncode == 0, out.stderr
+        run, _ = store.load_run(str(path))
+        assert [c["key"]["strategy"] for c in run["cases"]] == ["asyncio", "thread"]
+        assert all(c["status"] == "ok" for c in run["cases"]) and run["finished"]
+        assert marked(mark) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kill_marked(mark)
+
+
+CRASHER = textwrap.dedent("""
+    # An echo server obeying the listening-line contract that dies (exit 3) 2 s after
+    # its first connection: a crash in the middle of a case.
+    import json, os, socket, sys, threading
+    ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(128)
+    print(json.dumps({"event": "listening", "strategy": "crasher", "host": "127.0.0.1",
+                      "port": ls.getsockname()[1], "pid": os.getpid()}), flush=True)
+    def echo(c):
+        while data := c.recv(65536):
+            c.sendall(data)
+    first = True
+    while True:
+        c, _ = ls.accept()
+        if first:
+            threading.Timer(2.0, os._exit, (3,)).start()
+            first = False
+        threading.Thread(target=echo, args=(c,), daemon=True).start()
+""")
+
+
+def test_a_server_crashing_mid_case_is_failed_and_the_run_goes_on(tmp_path):
+    env, mark = env_for(tmp_path)
+    script = tmp_path / "crasher.py"
+    script.write_text(CRASHER)
+    try:
+        out = runner(["bench", "--strategies", "external,asyncio", "--server-cmd",
+                      f"{sys.executable} {script}", *SHORT, "--no-report"], env)
+        assert out.returncode == 0, out.stderr
+        assert marked(mark) == []
+    finally:
+        kill_marked(mark)
+    [path] = run_files(tmp_path)
+    run, _ = store.load_run(str(path))
+    crashed, after = run["cases"]
+    assert crashed["key"]["strategy"] == "external"
+    assert crashed["status"] == "failed: server exited (code 3)"
+    assert crashed["server"]["exit"] == {"code": 3, "signal": None}
+    assert after["key"]["strategy"] == "asyncio" and after["status"] == "ok"
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["bench", "--strategies", "nosuch"], "unknown strategy 'nosuch'"),
+    (["bench", "--connections", "-5"], "--connections: '-5' must be > 0"),
+    (["bench", "--connections", "ten"], "--connections: 'ten' is not a number"),
+    (["bench", "--config", "/nonexistent/c10k.toml"], "cannot read"),
+    (["bench", "--config", "BADTOML"], "not valid TOML"),
+    (["bench", "--config", "UNKNOWNKEY"], "unknown setting 'colour'"),
+    (["bench", "--strategies", "external"], "'external' needs --server-cmd"),
+    (["bench", "--resume", "nosuchrun"], "no run 'nosuchrun'"),
+    (["report", "CORRUPT"], "not a run file (bad JSON"),
+    (["report", "nosuchrun"], "no run 'nosuchrun'"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, msg):
+    env, _ = env_for(tmp_path)
+    (tmp_path / "bad.toml").write_text("connections = [100,\n")
+    (tmp_path / "unknown.toml").write_text('colour = "red"\n')
+    corrupt = tmp_path / "runs" / "20260101-000000-abcdef0.json"
+    corrupt.parent.mkdir()
+    corrupt.write_text('{"schema": 1, "kind": "bench", "cases": [')
+    subst = {"BADTOML": str(tmp_path / "bad.toml"), "UNKNOWNKEY": str(tmp_path / "unknown.toml"),
+             "CORRUPT": str(corrupt)}
+    out = runner([subst.get(a, a) for a in args], env, timeout=60)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and msg in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [corrupt.name]
+
+
+def test_default_matrix_is_every_strategy_at_three_counts_plus_closed_loop():
+    cfg = matrix.build_config({})
+    keys = matrix.case_keys(cfg)
+    assert len(keys) == 5 * 4 * 3
+    first_pass = [k for k in keys if k["repeat"] == 0]
+    assert {(k["connections"], k["mode"], k["rate"]) for k in first_pass} == {
+        (100, "open", 100.0), (1000, "open", 1000.0), (10000, "open", 5000.0),
+        (100, "closed", None)}
+    assert [k["repeat"] for k in keys[:20]] == [0] * 20  # repeats are the outer loop
+
+
+def test_quick_toml_and_command_line_layer_in_that_order(tmp_path):
+    quick = matrix.build_config({"quick": True})
+    assert quick["connections"] == [100, 1000] and quick["repeats"] == 1
+    assert len(matrix.case_keys(quick)) == 5 * 3
+    toml = tmp_path / "c.toml"
+    toml.write_text('connections = [10, 20]\nrepeats = 2\nconn-mode = "per-message"\n')
+    cfg = matrix.build_config({"repeats": 4}, str(toml))
+    assert cfg["connections"] == [10, 20] and cfg["repeats"] == 4
+    assert cfg["conn_mode"] == ["per-message"] and cfg["closed_connections"] == []
+    ext = matrix.build_config({"server_cmd": "./srv"})
+    assert ext["strategies"] == ["external"]
+    with pytest.raises(UsageError, match="--mode: 'half' is not one of"):
+        matrix.build_config({"mode": "half"})
