@@ -204,17 +204,27 @@ def run_master(cfg: Config) -> int:
     outcome: dict = {}
 
     def orchestrate() -> None:
-        m = Master(cfg)
+        m = None
         try:
+            m = Master(cfg)
             outcome["result"] = m.run()
+        except BaseException as e:  # noqa: BLE001 - reported below in one line
+            outcome["error"] = e  # caught here so gevent prints no traceback
         finally:
-            m.stop()
+            if m is not None:
+                m.stop()
 
     g = gevent.spawn(orchestrate)
+
+    def on_signal(signum: int) -> None:
+        if "signal" not in outcome:  # a second Ctrl-C must not break the cleanup
+            outcome["signal"] = signum
+            g.kill(Interrupted(signum), block=False)
+
     for s in (signal.SIGINT, signal.SIGTERM):
-        gevent.signal_handler(s, lambda s=s: g.kill(Interrupted(s), block=False))
+        gevent.signal_handler(s, on_signal, s)
     g.join()
-    exc = g.exception
+    exc = outcome.get("error")
     if isinstance(exc, Interrupted):
         print(f"loadgen: interrupted by {signal.Signals(exc.signum).name}, no result",
               file=sys.stderr)

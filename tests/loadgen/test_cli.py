@@ -1,0 +1,77 @@
+"""The command line: bad input fails fast in one line; signals stop every process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from tests.loadgen.conftest import ROOT, loadgen_cmd
+
+BAD = [
+    (["--connections", "10"], "--port"),
+    (["--port", "1", "--connections", "0"], "--connections"),
+    (["--port", "1", "--connections", "2", "--size", "0"], "--size"),
+    (["--port", "1", "--connections", "2", "--size", str((1 << 20) + 1)], "--size"),
+    (["--port", "1", "--connections", "2", "--mode", "open"], "--rate"),
+    (["--port", "1", "--connections", "2", "--rate", "10"], "--rate"),
+    (["--port", "1", "--connections", "2", "--mode", "sideways"], "--mode"),
+    (["--port", "1", "--connections", "2", "--workers", "3"], "--workers"),
+    (["--port", "1", "--connections", "2", "--duration", "-1"], "--duration"),
+    (["--port", "1", "--connections", "30000", "--workers", "1"], "fd"),
+    (["--port", "1", "--connections", "2", "--json-out", "/nonexistent/dir/r.json"], "json-out"),
+    (["--port", "1", "--connections", "2", "--host", "no.such.host.invalid"], "--host"),
+    (["worker", "--master", "nocolon"], "--master"),
+]
+
+
+@pytest.mark.parametrize("args,word", BAD)
+def test_bad_arguments_exit_2_with_one_line(args, word):
+    p = subprocess.run([*loadgen_cmd(0)[:3], *args], cwd=ROOT, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 2
+    assert p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("loadgen: error:") and word in lines[0]
+
+
+def test_json_out_is_written_and_human_summary_printed(asyncio_server, tmp_path):
+    out = tmp_path / "r.json"
+    p = subprocess.run(
+        loadgen_cmd(asyncio_server.port, "--connections", "4", "--duration", "1",
+                    "--warmup", "0", "--workers", "1", "--json-out", str(out)),
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(out.read_text())
+    assert r["messages"] > 0
+    assert "verified echoes" in p.stdout
+    assert [f.name for f in tmp_path.iterdir()] == ["r.json"]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_stops_master_and_workers(asyncio_server, kill_on_exit, tmp_path, sig, code):
+    out = tmp_path / "r.json"
+    p = subprocess.Popen(
+        loadgen_cmd(asyncio_server.port, "--connections", "20", "--duration", "60",
+                    "--warmup", "0", "--workers", "2", "--progress", "json",
+                    "--json-out", str(out)),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    kill_on_exit(p)
+    for line in p.stderr:
+        if json.loads(line).get("phase") == "measure":
+            break
+    children = psutil.Process(p.pid).children(recursive=True)
+    assert len(children) == 2
+    p.send_signal(sig)
+    assert p.wait(timeout=15) == code
+    rest = p.stderr.read()
+    assert "Traceback" not in rest
+    time.sleep(0.2)
+    assert not [c.pid for c in children if c.is_running() and c.status() != "zombie"]
+    assert not out.exists()

@@ -1,0 +1,70 @@
+"""Closed and open loop against the asyncio echo server: counts, zero errors, rate."""
+
+from __future__ import annotations
+
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from tests.loadgen.conftest import run_loadgen
+
+NO_ERRORS = {"refused": 0, "reset": 0, "timeout": 0, "corrupt": 0, "closed": 0, "other": 0}
+
+
+def _consistent(r: dict, size: int) -> None:
+    assert r["errors"] == NO_ERRORS
+    assert sum(r["connect_errors"].values()) == 0
+    assert r["connections"]["connected"] == r["connections"]["target"]
+    assert r["connections"]["served"] == r["connections"]["target"]
+    assert not r["connections"]["ramp_timed_out"]
+    assert r["bytes"] == r["messages"] * size
+    for kind in ("corrected", "uncorrected"):
+        assert r["latency_us"][kind]["count"] == r["messages"]
+        h = HdrHistogram.decode(r["histograms"][kind].encode())
+        assert h.get_total_count() == r["messages"]
+    assert sum(i["messages"] for i in r["intervals"]) == r["messages"]
+    assert sum(w["connections"] for w in r["workers"]) == r["connections"]["target"]
+
+
+def test_closed_loop_persistent(asyncio_server):
+    r = run_loadgen(asyncio_server.port, "--connections", "10", "--duration", "2",
+                    "--warmup", "0.5", "--workers", "2", "--size", "100")
+    _consistent(r, 100)
+    assert r["messages"] > 500
+    assert r["rate"]["target"] is None
+    assert r["rate"]["achieved"] == pytest.approx(r["messages"] / r["measure_s"], rel=1e-3)
+    assert r["fairness"]["starved"] == 0
+    # closed loop: intended time is the actual send time
+    assert r["latency_us"]["corrected"] == r["latency_us"]["uncorrected"]
+    assert len(r["intervals"]) == 2
+    assert [w["index"] for w in r["workers"]] == [0, 1]
+
+
+def test_open_loop_holds_the_target_rate(asyncio_server):
+    r = run_loadgen(asyncio_server.port, "--connections", "40", "--mode", "open",
+                    "--rate", "400", "--duration", "3", "--warmup", "0.5", "--workers", "2")
+    _consistent(r, 64)
+    assert r["rate"]["target"] == 400
+    assert r["messages"] == pytest.approx(1200, rel=0.05)
+    assert r["rate"]["achieved"] == pytest.approx(400, rel=0.05)
+    # every connection sends 10 msg/s: 30 each over 3 s, give or take the phase
+    assert r["fairness"]["min"] >= 28 and r["fairness"]["max"] <= 32
+    for i in r["intervals"]:
+        assert i["rate"] == pytest.approx(400, rel=0.1)
+    lat = r["latency_us"]
+    assert lat["corrected"]["p50"] >= lat["uncorrected"]["p50"]
+
+
+def test_open_loop_per_message_connections(asyncio_server):
+    r = run_loadgen(asyncio_server.port, "--connections", "10", "--mode", "open",
+                    "--rate", "200", "--duration", "2", "--warmup", "0",
+                    "--conn-mode", "per-message", "--workers", "1")
+    _consistent(r, 64)
+    assert r["messages"] == pytest.approx(400, rel=0.05)
+
+
+@pytest.mark.parametrize("size", [1, 7, 1 << 20])
+def test_sizes_from_one_byte_to_one_mebibyte(asyncio_server, size):
+    r = run_loadgen(asyncio_server.port, "--connections", "2", "--duration", "1",
+                    "--warmup", "0", "--workers", "1", "--size", str(size))
+    _consistent(r, size)
+    assert r["messages"] >= 5
