@@ -87,11 +87,17 @@ class AsyncioServer(Server):
             return
         conns: set[asyncio.BaseTransport] = set()
         acceptor = asyncio.create_task(self._accept_loop(sock, conns))
-        await self._stop.wait()
-        acceptor.cancel()
-        for transport in list(conns):
-            transport.abort()
-        await asyncio.sleep(0)
+        stopped = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({acceptor, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if acceptor.done():
+                acceptor.result()  # a permanent accept error: let it end the server
+        finally:
+            acceptor.cancel()
+            stopped.cancel()
+            for transport in list(conns):
+                transport.abort()
+            await asyncio.sleep(0)
 
     async def _accept_loop(self, sock: socket.socket, conns: set[asyncio.BaseTransport]) -> None:
         loop = asyncio.get_running_loop()
@@ -103,4 +109,7 @@ class AsyncioServer(Server):
                 await asyncio.sleep(backoff.failed(err))
                 continue
             backoff.succeeded()
-            await loop.connect_accepted_socket(lambda: EchoProtocol(conns), conn)
+            try:
+                await loop.connect_accepted_socket(lambda: EchoProtocol(conns), conn)
+            except OSError:
+                conn.close()  # reset before we could set it up: nothing to serve

@@ -36,6 +36,7 @@ class ForkServer(BlockingServer):
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self._children: set[int] = set()
+        self._mask: set[signal.Signals] = set()
 
     def pids(self) -> list[int]:
         return [os.getpid(), *sorted(self._children)]
@@ -44,20 +45,36 @@ class ForkServer(BlockingServer):
         signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes us
         gc.freeze()
         parent = os.getpid()
-        while (conn := self.accept(sock)) is not None:
-            try:
-                pid = os.fork()
-            except OSError as err:  # EAGAIN/ENOMEM: too many processes for now
+        try:
+            while (conn := self.accept(sock)) is not None:
+                pid = self._fork()
+                if pid == 0:
+                    self._child(parent, sock, conn)  # never returns
                 conn.close()
-                self.wait(timeout=self._backoff.pause(f"fork error: {err}"))
-                continue
-            if pid == 0:
-                self._child(parent, sock, conn)  # never returns
-            self._children.add(pid)
-            conn.close()
-        sock.close()
-        self._stop_children()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                if pid is None:  # EAGAIN/ENOMEM: too many processes for now
+                    continue
+                self._children.add(pid)
+        finally:
+            sock.close()
+            self._stop_children()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+    def _fork(self) -> int | None:
+        """``os.fork()`` with SIGTERM and SIGINT held until the child has reset its handlers.
+
+        Without this, a SIGTERM sent to a child just after the fork would run the
+        parent's handler, inherited, instead of ending the child.
+        """
+        self._mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        try:
+            pid = os.fork()
+        except OSError as err:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
+            self.wait(timeout=self._backoff.pause(f"fork error: {err}"))
+            return None
+        if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
+        return pid
 
     def on_wake(self) -> None:
         self._reap()
@@ -97,6 +114,7 @@ class ForkServer(BlockingServer):
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
             if _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
                 raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
             if os.getppid() != parent:  # the parent died before prctl took effect
