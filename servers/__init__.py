@@ -17,6 +17,7 @@ _SPECS = {
     "iterative": "servers.iterative:IterativeServer",
     "fork": "servers.fork:ForkServer",
     "thread": "servers.thread:ThreadServer",
+    "goroutine": "servers.goroutine:GoroutineServer",
     "asyncio": "servers.asyncio_server:AsyncioServer",
 }
 

@@ -1,0 +1,195 @@
+"""Echo throughput and per-connection memory of server strategies, one sitting, pinned cores.
+
+``python -m bench.echobench [--servers asyncio,goroutine:1,goroutine:2] [--connections 100]
+[--size 64] [--duration 10] [--repeat 3] [--idle-conns 10000]``
+
+Throughput: a closed-loop echo client (bench/echoclient.c compiled with the machine's ``cc``
+into a temporary directory: a Python client on one core caps below the servers) with
+``--connections`` connections of ``--size`` bytes, after a 2 s warm-up. The server is pinned
+to CPU ``--server-cpu``, the client to ``--client-cpu``. Repeats are interleaved across
+servers so that a change in machine load hits all of them; the median is reported.
+
+Memory: a fresh server, its RSS idle, then ``tests/servers/tenk_client.py --hold`` opens
+``--idle-conns`` connections and echoes once on each; RSS with all of them open; the slope
+(RSS open - RSS idle) / connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+TENK = ROOT / "tests" / "servers" / "tenk_client.py"
+
+
+def _pin(cpu: int):
+    def f() -> None:
+        os.sched_setaffinity(0, {cpu})
+
+    return f
+
+
+def _raise_nofile() -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def compile_client(tmp: Path) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        raise SystemExit("echobench: no C compiler (cc) found")
+    out = tmp / "echoclient"
+    subprocess.run([cc, "-O2", "-o", str(out), str(ROOT / "bench" / "echoclient.c")],
+                   check=True)
+    return out
+
+
+class Server:
+    def __init__(self, spec: str, cpu: int) -> None:
+        name, _, procs = spec.partition(":")
+        argv = [sys.executable, "-m", "servers", name, "--port", "0"]
+        if procs:
+            argv += ["--procs", procs]
+        self.spec = spec
+
+        def pre() -> None:
+            _pin(cpu)()
+            _raise_nofile()
+
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, preexec_fn=pre)
+        line = self.proc.stdout.readline()
+        try:
+            self.port = json.loads(line)["port"]
+        except (ValueError, KeyError):
+            self.stop()
+            raise SystemExit(f"echobench: {spec} printed no listening line: {line!r}") from None
+        self.ps = psutil.Process(self.proc.pid)
+
+    def rss(self) -> int:
+        return self.ps.memory_info().rss
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def throughput(spec: str, args: argparse.Namespace, client: Path) -> dict:
+    srv = Server(spec, args.server_cpu)
+    try:
+        cpu0 = srv.ps.cpu_times()
+        cmd = [str(client), "127.0.0.1", str(srv.port), str(args.connections),
+               str(args.size), str(args.warmup), str(args.duration)]
+        r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_pin(args.client_cpu),
+                           timeout=args.warmup + args.duration + 60)
+        cpu1 = srv.ps.cpu_times()
+        if r.returncode != 0:
+            raise SystemExit(f"echobench: client failed against {spec}: {r.stderr.strip()}")
+        res = json.loads(r.stdout)
+        res["server_cpu_s"] = round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 2)
+        res["threads"] = srv.ps.num_threads()
+        return res
+    finally:
+        srv.stop()
+
+
+def memory(spec: str, args: argparse.Namespace) -> dict:
+    srv = Server(spec, args.server_cpu)
+    try:
+        time.sleep(0.5)
+        idle = srv.rss()
+        cl = subprocess.Popen([sys.executable, str(TENK), "--port", str(srv.port),
+                               "--connections", str(args.idle_conns), "--hold"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              preexec_fn=_pin(args.client_cpu))
+        verified = None
+        for line in cl.stdout:
+            ev = json.loads(line)
+            if ev["event"] == "verified":
+                verified = ev
+                break
+            if ev["event"] == "error":
+                break
+        if verified is None:
+            cl.kill()
+            cl.wait()
+            raise SystemExit(f"echobench: 10k client failed against {spec}")
+        time.sleep(0.5)
+        full = srv.rss()
+        fds = srv.ps.num_fds()
+        cl.stdin.write("\n")
+        cl.stdin.flush()
+        cl.wait(60)
+        return {"rss_idle_kib": idle // 1024, "rss_open_kib": full // 1024, "fds": fds,
+                "kib_per_conn": round((full - idle) / args.idle_conns / 1024, 2)}
+    finally:
+        srv.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.echobench")
+    ap.add_argument("--servers", default="asyncio,goroutine:1,goroutine:2")
+    ap.add_argument("--connections", type=int, default=100)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--idle-conns", type=int, default=10000)
+    ap.add_argument("--server-cpu", type=int, default=0)
+    ap.add_argument("--client-cpu", type=int, default=1)
+    ap.add_argument("--skip-memory", action="store_true")
+    args = ap.parse_args(argv)
+    specs = [s for s in args.servers.split(",") if s]
+    from tabulate import tabulate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        client = compile_client(Path(tmp))
+        rates: dict[str, list[float]] = {s: [] for s in specs}
+        cpu: dict[str, list[float]] = {s: [] for s in specs}
+        for i in range(args.repeat):
+            for s in specs:
+                res = throughput(s, args, client)
+                rates[s].append(res["rate"])
+                cpu[s].append(res["server_cpu_s"])
+                print(f"[{i}] {s}: {res['rate']:.0f} msgs/s server cpu {res['server_cpu_s']}s"
+                      f" threads {res['threads']}", file=sys.stderr, flush=True)
+        mem = {}
+        if not args.skip_memory:
+            for s in specs:
+                mem[s] = memory(s, args)
+                print(f"{s}: {mem[s]}", file=sys.stderr, flush=True)
+    base = statistics.median(rates[specs[0]])
+    rows = []
+    for s in specs:
+        med = statistics.median(rates[s])
+        m = mem.get(s, {})
+        rows.append([s, f"{med:.0f}", " ".join(f"{r:.0f}" for r in rates[s]),
+                     f"{med / base:.2f}x", m.get("rss_idle_kib", "-"), m.get("rss_open_kib", "-"),
+                     m.get("kib_per_conn", "-")])
+    print(f"client=bench/echoclient.c connections={args.connections} size={args.size} "
+          f"duration={args.duration}s repeat={args.repeat} server-cpu={args.server_cpu} "
+          f"client-cpu={args.client_cpu} idle-conns={args.idle_conns}")
+    print(tabulate(rows, headers=["server", "msgs/s median", "runs", f"vs {specs[0]}",
+                                  "RSS idle KiB", "RSS open KiB", "KiB/conn"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
