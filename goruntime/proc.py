@@ -567,6 +567,21 @@ def schedule(s: Sched, m: M) -> None:
             unlockf, g.waitreason = y
             if unlockf is not None and unlockf() is False:
                 goready(g, g.param, g.exc)
+            elif preemptreq and g.preempt:
+                # sysmon ended this time slice: the G it would pass to via runnext must not
+                # inherit it, or a ping-pong pair would starve the global queue.
+                g.preempt = False
+                m.preempts += 1
+                p = m.p
+                if p is not None:
+                    p.schedtick += 1
+                    try:
+                        g2 = p.runnext.pop()
+                    except IndexError:
+                        pass
+                    else:
+                        with s.lock:
+                            globrunq.append(g2)
             continue
         if y is GOSCHED or y is PREEMPT:
             if y is PREEMPT:

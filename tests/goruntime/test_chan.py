@@ -1,0 +1,224 @@
+"""Channel semantics, ported from the behaviour of Go's chan_test.go."""
+
+import pytest
+
+import goruntime as rt
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_buffered_channel_is_fifo_and_reports_len_and_cap(procs):
+    async def main():
+        c = rt.Chan(5)
+        assert (c.len(), c.cap(), len(c)) == (0, 5, 0)
+        for i in range(5):
+            await c.send(i)
+        assert c.len() == 5
+        return [await c.recv() for _ in range(5)]
+
+    assert rt.run(main(), procs=procs) == [0, 1, 2, 3, 4]
+
+
+def test_unbuffered_send_completes_only_when_a_receiver_takes_the_value(procs):
+    async def main():
+        c = rt.Chan()
+        events = []
+
+        async def sender():
+            events.append("send start")
+            await c.send(42)
+            events.append("send done")
+
+        rt.go(sender)
+        await rt.sleep(0.05)  # the sender has long since blocked
+        events.append("recv")
+        v = await c.recv()
+        await rt.sleep(0.01)
+        return v, events
+
+    v, events = rt.run(main(), procs=procs)
+    assert v == 42
+    assert events == ["send start", "recv", "send done"]
+
+
+def test_unbuffered_value_is_handed_directly_to_a_waiting_receiver(procs):
+    async def main():
+        c = rt.Chan()
+        out = rt.Chan(1)
+
+        async def receiver():
+            await out.send(await c.recv())
+
+        rt.go(receiver)
+        await rt.sleep(0.02)  # receiver parked in c.recvq
+        assert len(c._recvq) == 1
+        await c.send("x")  # does not block: a receiver is waiting
+        assert len(c._recvq) == 0 and c.len() == 0
+        return await out.recv()
+
+    assert rt.run(main(), procs=procs) == "x"
+
+
+def test_recv_from_full_buffer_moves_waiting_senders_value_to_the_tail(procs):
+    async def main():
+        c = rt.Chan(2)
+        await c.send(1)
+        await c.send(2)
+
+        async def sender(v):
+            await c.send(v)
+
+        rt.go(sender, 3)
+        await rt.sleep(0.02)
+        rt.go(sender, 4)
+        await rt.sleep(0.02)
+        assert len(c._sendq) == 2
+        got = [await c.recv() for _ in range(4)]
+        return got
+
+    assert rt.run(main(), procs=procs) == [1, 2, 3, 4]
+
+
+def test_close_wakes_every_waiting_receiver_with_zero_value_and_not_ok(procs):
+    async def main():
+        c = rt.Chan()
+        res = rt.Chan(10)
+
+        async def receiver():
+            await res.send(await c.recv2())
+
+        for _ in range(5):
+            rt.go(receiver)
+        await rt.sleep(0.02)
+        c.close()
+        return [await res.recv() for _ in range(5)]
+
+    assert rt.run(main(), procs=procs) == [(None, False)] * 5
+
+
+def test_close_wakes_every_waiting_sender_with_a_panic(procs):
+    async def main():
+        c = rt.Chan()
+        res = rt.Chan(10)
+
+        async def sender(i):
+            try:
+                await c.send(i)
+                await res.send("sent")
+            except rt.Panic as e:
+                await res.send(str(e))
+
+        for i in range(3):
+            rt.go(sender, i)
+        await rt.sleep(0.02)
+        c.close()
+        return [await res.recv() for _ in range(3)]
+
+    assert rt.run(main(), procs=procs) == ["send on closed channel"] * 3
+
+
+def test_closed_buffered_channel_drains_before_reporting_not_ok(procs):
+    async def main():
+        c = rt.Chan(3)
+        await c.send(1)
+        await c.send(2)
+        c.close()
+        return [await c.recv2() for _ in range(3)] + [await c.recv()]
+
+    assert rt.run(main(), procs=procs) == [(1, True), (2, True), (None, False), None]
+
+
+@pytest.mark.parametrize(
+    "op, msg",
+    [
+        ("send", "send on closed channel"),
+        ("close", "close of closed channel"),
+        ("close_nil", "close of nil channel"),
+    ],
+)
+def test_panics_carry_gos_exact_messages_and_can_be_recovered(procs, op, msg):
+    async def main():
+        c = rt.Chan(1)
+        c.close()
+        try:
+            if op == "send":
+                await c.send(1)
+            elif op == "close":
+                c.close()
+            else:
+                rt.close(None)
+        except rt.Panic as e:
+            return str(e)
+        return "no panic"
+
+    assert rt.run(main(), procs=procs) == msg
+
+
+def test_unrecovered_panic_ends_run(procs):
+    async def main():
+        c = rt.Chan()
+        c.close()
+        c.close()
+
+    with pytest.raises(rt.Panic, match="^close of closed channel$"):
+        rt.run(main(), procs=procs)
+
+
+def test_async_for_ranges_until_close(procs):
+    async def main():
+        c = rt.Chan(2)
+
+        async def producer():
+            for i in range(20):
+                await c.send(i)
+            c.close()
+
+        rt.go(producer)
+        return [v async for v in c]
+
+    assert rt.run(main(), procs=procs) == list(range(20))
+
+
+@pytest.mark.parametrize("cap", [0, 1, 10])
+def test_multi_consumer_no_value_lost_or_duplicated(procs, cap):
+    """As Go's TestMultiConsumer: many producers and consumers through one channel."""
+    nwork, nitems = 10, 2000
+
+    async def main():
+        q = rt.Chan(cap)
+        r = rt.Chan(nwork)
+        wg = rt.WaitGroup()
+
+        async def worker():
+            n = s = 0
+            async for v in q:
+                n += 1
+                s += v
+            await r.send((n, s))
+            wg.done()
+
+        for _ in range(nwork):
+            wg.add(1)
+            rt.go(worker)
+        expect = 0
+        for i in range(nitems):
+            v = i * 7919 % 1000
+            expect += v
+            await q.send(v)
+        q.close()
+        await wg.wait()
+        n = s = 0
+        for _ in range(nwork):
+            a, b = await r.recv()
+            n += a
+            s += b
+        return n, s, expect
+
+    n, s, expect = rt.run(main(), procs=procs)
+    assert n == nitems
+    assert s == expect
+
+
+def test_negative_capacity_panics():
+    with pytest.raises(rt.Panic, match="makechan: size out of range"):
+        rt.Chan(-1)

@@ -1,0 +1,339 @@
+"""The scheduler: go/run semantics, run queues, stealing, fairness, deadlock, threads."""
+
+import threading
+import time
+import traceback
+
+import pytest
+
+import goruntime as rt
+from goruntime import proc
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_run_returns_mains_value_and_can_run_again(procs):
+    async def main(x):
+        await rt.gosched()
+        return x * 2
+
+    assert rt.run(main(21), procs=procs) == 42
+    assert rt.run(main(5), procs=procs) == 10
+
+
+def test_run_accepts_an_async_function(procs):
+    async def main():
+        return "ok"
+
+    assert rt.run(main, procs=procs) == "ok"
+
+
+def test_other_goroutines_are_abandoned_when_main_returns(procs):
+    async def forever():
+        await rt.Chan().recv()
+
+    async def main():
+        for _ in range(10):
+            rt.go(forever)
+        await rt.sleep(0.01)
+        return rt.num_goroutine()
+
+    assert rt.run(main(), procs=procs) == 11
+
+
+def test_exception_in_a_goroutine_ends_run_with_its_traceback(procs):
+    async def failing_worker():
+        await rt.sleep(0.01)
+        raise KeyError("boom")
+
+    async def main():
+        rt.go(failing_worker)
+        await rt.sleep(5)
+
+    t0 = time.monotonic()
+    with pytest.raises(KeyError) as ei:
+        rt.run(main(), procs=procs)
+    assert time.monotonic() - t0 < 2
+    names = [f.name for f in traceback.extract_tb(ei.value.__traceback__)]
+    assert "failing_worker" in names
+
+
+def test_panic_is_recoverable_inside_the_goroutine(procs):
+    async def main():
+        try:
+            raise rt.Panic("custom")
+        except rt.Panic as e:
+            return f"recovered: {e}"
+
+    assert rt.run(main(), procs=procs) == "recovered: custom"
+
+
+def test_go_puts_new_g_in_runnext_and_kicks_the_old_one_to_the_local_queue():
+    order = []
+
+    async def g(i):
+        order.append(i)
+
+    async def main():
+        for i in (1, 2, 3):
+            rt.go(g, i)
+        await rt.sleep(0.02)
+
+    rt.run(main(), procs=1)
+    assert order == [3, 1, 2]  # runnext first, then the local queue in FIFO order
+
+
+def test_go_outside_run_is_an_error():
+    async def g():
+        pass
+
+    with pytest.raises(RuntimeError, match="outside goruntime.run"):
+        rt.go(g)
+
+
+def test_bad_procs_is_rejected():
+    async def main():
+        pass
+
+    with pytest.raises(ValueError, match="procs must be a positive int"):
+        rt.run(main(), procs=0)
+
+
+def test_gomaxprocs_and_num_goroutine(procs):
+    async def main():
+        c = rt.Chan()
+        for _ in range(5):
+            rt.go(c.recv)
+        await rt.sleep(0.01)
+        return rt.gomaxprocs(), rt.num_goroutine()
+
+    assert rt.run(main(), procs=procs) == (procs, 6)
+
+
+def test_100k_goroutines_spawned_and_joined_with_waitgroup(procs):
+    n = 100_000
+
+    async def main():
+        wg = rt.WaitGroup()
+        counts = [0]
+
+        async def w():
+            await mu.lock()
+            counts[0] += 1
+            mu.unlock()
+            wg.done()
+
+        mu = rt.Mutex()
+        wg.add(n)
+        for _ in range(n):
+            rt.go(w)
+        await wg.wait()
+        return counts[0], rt.stats()
+
+    count, st = rt.run(main(), procs=procs)
+    assert count == n
+    assert st["spawns"] == n
+    assert rt.stats()["goroutines"] == 0
+
+
+def test_work_stealing_with_two_procs():
+    """Gs queued on one P are stolen by the other P's M; both Ms run Gs."""
+
+    async def main():
+        wg = rt.WaitGroup()
+        ran_on = set()
+
+        async def w():
+            x = 0
+            for i in range(3000):
+                x += i
+            ran_on.add(threading.get_ident())
+            await rt.gosched()
+            wg.done()
+
+        wg.add(400)
+        for _ in range(400):
+            rt.go(w)
+        await wg.wait()
+        return len(ran_on), rt.stats()
+
+    nthreads, st = rt.run(main(), procs=2)
+    assert st["steals"] > 0
+    assert nthreads == 2
+    assert st["ms_ran_gs"] >= 2
+
+
+def test_gosched_loop_cannot_starve_a_goroutine_in_the_global_queue(procs):
+    """B comes back from a syscall to the global queue while A loops on gosched."""
+
+    async def main():
+        state = {"done": False, "spins": 0}
+
+        async def a():
+            while not state["done"]:
+                state["spins"] += 1
+                await rt.gosched()
+
+        async def b():
+            await rt.syscall(time.sleep, 0.05)
+            state["done"] = True
+
+        rt.go(a)
+        rt.go(b)
+        t0 = time.monotonic()
+        while not state["done"]:
+            await rt.sleep(0.005)
+        return time.monotonic() - t0, state["spins"]
+
+    elapsed, spins = rt.run(main(), procs=procs)
+    assert elapsed < 1.0
+    assert spins > 0
+
+
+def test_ping_pong_pair_cannot_starve_a_goroutine_in_the_global_queue():
+    """A runnext ping-pong pair inherits one time slice; sysmon ends it after 10 ms."""
+
+    async def main():
+        state = {"done": False}
+        a, b = rt.Chan(), rt.Chan()
+
+        async def ping():
+            while not state["done"]:
+                await a.send(1)
+                await b.recv()
+
+        async def pong():
+            while True:
+                await a.recv()
+                await b.send(1)
+
+        async def waiter():
+            await rt.syscall(time.sleep, 0.02)  # comes back to the global queue
+            state["done"] = True
+
+        rt.go(pong)
+        rt.go(ping)
+        rt.go(waiter)
+        t0 = time.monotonic()
+        while not state["done"]:
+            await rt.syscall(time.sleep, 0.01)
+        return time.monotonic() - t0
+
+    assert rt.run(main(), procs=1) < 1.0
+    assert rt.stats()["long_runs"] >= 1
+
+
+@pytest.mark.parametrize("case", ["recv_nobody_sends", "waitgroup_never_done", "mutual_wait",
+                                  "mutex_relock"])
+def test_deadlock_detected_within_a_second(procs, case):
+    async def main():
+        if case == "recv_nobody_sends":
+            await rt.Chan().recv()
+        elif case == "waitgroup_never_done":
+            wg = rt.WaitGroup()
+            wg.add(1)
+            await wg.wait()
+        elif case == "mutual_wait":
+            a, b = rt.Chan(), rt.Chan()
+
+            async def other():
+                await a.recv()
+                await b.send(1)
+
+            rt.go(other)
+            await b.recv()
+            await a.send(1)
+        else:
+            mu = rt.Mutex()
+            await mu.lock()
+            await mu.lock()
+
+    t0 = time.monotonic()
+    with pytest.raises(rt.Deadlock, match="^all goroutines are asleep - deadlock!$"):
+        rt.run(main(), procs=procs)
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_sleeping_goroutine_is_not_a_deadlock(procs):
+    async def main():
+        c = rt.Chan()
+
+        async def later():
+            await rt.sleep(0.1)
+            await c.send("late")
+
+        rt.go(later)
+        return await c.recv()
+
+    assert rt.run(main(), procs=procs) == "late"
+
+
+def test_no_thread_left_after_run(procs):
+    before = {t.ident for t in threading.enumerate()}
+
+    async def main():
+        wg = rt.WaitGroup()
+        for _ in range(50):
+            wg.add(1)
+
+            async def w():
+                await rt.sleep(0.001)
+                wg.done()
+
+            rt.go(w)
+        await wg.wait()
+        await rt.syscall(time.sleep, 0.03)
+        return rt.stats()["threads"]
+
+    rt.run(main(), procs=procs)
+    after = {t.ident for t in threading.enumerate()}
+    assert after <= before
+
+
+def test_run_is_the_calling_thread_m0(procs):
+    async def main():
+        return threading.get_ident()
+
+    assert rt.run(main(), procs=procs) == threading.get_ident()
+
+
+def test_idle_runtime_does_not_burn_cpu_while_sleeping(procs):
+    async def main():
+        c0 = time.process_time()
+        await rt.sleep(0.5)
+        return time.process_time() - c0
+
+    assert rt.run(main(), procs=procs) < 0.2
+
+
+def test_getg_and_internal_gopark_goready(procs):
+    async def main():
+        me = proc.getg()
+        assert me is not None and me.goid >= 1
+
+        async def waker(g):
+            proc.goready(g, "woken")
+
+        rt.go(waker, me)
+        v = await proc.gopark(None, "test")
+        exc = ValueError("x")
+
+        async def thrower(g):
+            proc.goready(g, exc=exc)
+
+        rt.go(thrower, me)
+        try:
+            await proc.gopark(None, "test")
+        except ValueError as e:
+            return v, e is exc
+        return v, False
+
+    assert rt.run(main(), procs=procs) == ("woken", True)
+    assert proc.getg() is None
+
+
+def test_gopark_unlockf_returning_false_resumes_at_once(procs):
+    async def main():
+        return await proc.gopark(lambda: False, "test")
+
+    assert rt.run(main(), procs=procs) is None
