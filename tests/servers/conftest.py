@@ -22,6 +22,7 @@ from tests.servers.support import ServerProcess, start_server
 
 VARIANTS: dict[str, list[list[str]]] = {
     # strategy -> extra-argument lists; the suite runs once per list.
+    "goroutine": [["--procs", "1"], ["--procs", "2"]],
 }
 
 
