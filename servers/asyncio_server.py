@@ -5,7 +5,8 @@ It uses a :class:`asyncio.BufferedProtocol` rather than streams. Measured on thi
 129k msgs/s, a streams ``read``/``write``/``drain`` handler 38k msgs/s -- 3.4x, and the
 client was the limit. A stream handler is a task woken per chunk with a future per
 ``drain``; ``buffer_updated`` is a plain callback that receives straight into a 64 KiB
-buffer (reads are at most 64 KiB, as the contract says) and writes it back.
+buffer (reads are at most 64 KiB, as the contract says) shared by all connections, and
+writes it back.
 
 Backpressure is honest: when the transport's write buffer rises above its high-water
 mark, ``pause_writing`` pauses reading on that connection; ``resume_writing`` (buffer
@@ -26,23 +27,38 @@ import socket
 from servers.base import READ_SIZE, AcceptBackoff, Config, Server
 
 
-class EchoProtocol(asyncio.BufferedProtocol):
-    def __init__(self, conns: set[asyncio.BaseTransport]) -> None:
-        self.conns = conns
+class ReadBuffer:
+    """The one 64 KiB buffer every connection of a loop receives into.
+
+    A callback writes what it received before the next one runs, and the transport sends
+    it or copies it -- unless a transport keeps a reference to the unsent tail (some
+    Python versions keep a memoryview); then :meth:`taken` swaps in a fresh buffer. An
+    idle connection so costs no buffer at all.
+    """
+
+    def __init__(self) -> None:
         self.buf = bytearray(READ_SIZE)
+
+    def taken(self) -> None:
+        self.buf = bytearray(READ_SIZE)
+
+
+class EchoProtocol(asyncio.BufferedProtocol):
+    def __init__(self, conns: set[asyncio.BaseTransport], shared: ReadBuffer) -> None:
+        self.conns = conns
+        self.shared = shared
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self.conns.add(transport)
 
     def get_buffer(self, sizehint: int) -> bytearray:
-        return self.buf
+        return self.shared.buf
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.transport.write(memoryview(self.buf)[:nbytes])
+        self.transport.write(memoryview(self.shared.buf)[:nbytes])
         if self.transport.get_write_buffer_size():
-            # The transport may hold on to the unsent tail; never write over it.
-            self.buf = bytearray(READ_SIZE)
+            self.shared.taken()
 
     def eof_received(self) -> bool:
         return False
@@ -102,6 +118,7 @@ class AsyncioServer(Server):
     async def _accept_loop(self, sock: socket.socket, conns: set[asyncio.BaseTransport]) -> None:
         loop = asyncio.get_running_loop()
         backoff = AcceptBackoff()
+        shared = ReadBuffer()
         while True:
             try:
                 conn, _ = await loop.sock_accept(sock)
@@ -110,6 +127,6 @@ class AsyncioServer(Server):
                 continue
             backoff.succeeded()
             try:
-                await loop.connect_accepted_socket(lambda: EchoProtocol(conns), conn)
+                await loop.connect_accepted_socket(lambda: EchoProtocol(conns, shared), conn)
             except OSError:
                 conn.close()  # reset before we could set it up: nothing to serve
