@@ -19,6 +19,7 @@ from collections import defaultdict
 from time import perf_counter
 
 import gevent
+import locust.runners
 from locust.env import Environment
 from locust.event import Events
 
@@ -29,6 +30,10 @@ from loadgen.user import EchoUser
 from loadgen.worker import quiet_logging
 
 WORKER_CONNECT_TIMEOUT_S = 60.0
+# A worker whose CPU is saturated can miss Locust's 1 s heartbeats for a while; the default
+# (3 missed -> "missing", its users taken away) would cut a run short that should only be
+# reported as saturated.
+locust.runners.HEARTBEAT_LIVENESS = 10
 FINAL_GRACE_S = 15.0
 
 

@@ -78,7 +78,7 @@ class WorkerState:
             "pid": os.getpid(),
             "connections": len(rec.per_user),
             "cpu_percent": round(100.0 * (cpu1 - cpu0) / max(end - start, 1e-9), 1),
-            "measure_s": end - start,
+            "measure_s": duration,  # the window, by intended send time
             "messages": rec.messages,
             "bytes": rec.bytes,
             "errors": rec.errors,
