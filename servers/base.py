@@ -12,6 +12,10 @@ Shared policy lives here so that every strategy behaves alike:
 * :meth:`BlockingServer.accept` -- an accept that returns ``None`` once
   ``shutdown()`` was called, for strategies whose main thread blocks.
 * :func:`echo_blocking` -- the echo loop of a blocking socket.
+
+And the command line every strategy shares (``python -m servers``): :func:`parse_args`,
+:func:`listen`, :func:`listening_line`, and :func:`run`, which installs the SIGTERM and
+SIGINT handlers (they call ``shutdown()``) before announcing the server.
 """
 
 from __future__ import annotations
