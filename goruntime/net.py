@@ -34,7 +34,7 @@ def _sockerr(e: OSError, closed: bool) -> OSError:
 class Conn:
     """A connected TCP socket. ``read``/``write`` are awaitables; the rest is synchronous."""
 
-    __slots__ = ("sock", "pd", "fd", "closed", "_recv", "_send", "laddr", "raddr")
+    __slots__ = ("sock", "pd", "fd", "closed", "_recv", "_send", "laddr", "raddr", "_drained")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -46,6 +46,7 @@ class Conn:
         self._send = sock.send
         self.laddr: tuple | None = None
         self.raddr: tuple | None = None
+        self._drained = False
 
     def __repr__(self) -> str:
         return f"<Conn fd={self.fd} closed={self.closed}>"
@@ -64,15 +65,25 @@ class Conn:
         recv = self._recv
         if n > _MAXREAD:
             n = _MAXREAD
+        if self._drained:
+            # The last read drained the socket: wait first instead of a read that would
+            # only say EAGAIN (see pollDesc.hup for why no byte can be missed).
+            self._drained = False
+            if not pd.hup:
+                await pd.wait("r")
         while True:
             try:
-                return recv(n)
+                data = recv(n)
             except BlockingIOError:
                 await pd.wait("r")
+                continue
             except InterruptedError:
                 continue
             except OSError as e:
                 raise _sockerr(e, self.closed) from None
+            if len(data) < n and data:
+                self._drained = True
+            return data
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
         """Write all of ``data``, parking whenever the socket buffer is full; return len(data).

@@ -68,7 +68,8 @@ _EPOLLOUT = select.EPOLLOUT
 _EPOLLRDHUP = select.EPOLLRDHUP
 _EPOLLHUP = select.EPOLLHUP
 _EPOLLERR = select.EPOLLERR
-_READ_EVENTS = _EPOLLIN | _EPOLLRDHUP | _EPOLLHUP | _EPOLLERR
+_HUP_EVENTS = _EPOLLRDHUP | _EPOLLHUP | _EPOLLERR
+_READ_EVENTS = _EPOLLIN | _HUP_EVENTS
 _WRITE_EVENTS = _EPOLLOUT | _EPOLLHUP | _EPOLLERR
 _REGISTER = _EPOLLIN | _EPOLLOUT | _EPOLLRDHUP | select.EPOLLET
 _MAXEVENTS = 128  # as Go's netpoll: at most 128 events per epoll_wait
@@ -140,6 +141,8 @@ class Netpoller:
             if pd is None:
                 continue
             if ev & _READ_EVENTS:
+                if ev & _HUP_EVENTS:
+                    pd.hup = True  # before the unblock: see pollDesc.hup
                 g = pd.unblock("r", True)
                 if g is not None:
                     torun.append(g)
@@ -224,6 +227,7 @@ class pollDesc:
         "rseq",
         "wseq",
         "closing",
+        "hup",
     )
 
     def __init__(self, fd: int, poller: Netpoller) -> None:
@@ -239,6 +243,12 @@ class pollDesc:
         self.rseq = 0
         self.wseq = 0
         self.closing = False
+        # Sticky: an event reported a hang-up or error. Until then, a read that drained the
+        # socket (returned fewer bytes than asked) can park without a second, EAGAIN read:
+        # edge-triggered epoll reports any byte that arrives after that read with an event
+        # processed after it, which sets pdReady or wakes the G. A FIN that arrived with the
+        # data would leave no later event, hence the flag (set before the unblock).
+        self.hup = False
 
     def __repr__(self) -> str:
         return f"<pollDesc fd={self.fd} rg={self.rg!r} wg={self.wg!r} closing={self.closing}>"

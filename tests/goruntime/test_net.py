@@ -209,3 +209,35 @@ def test_reset_by_peer_is_reported(procs):
         return ei.value.errno
 
     assert rt.run(main(), procs=procs) in (errno.ECONNRESET, errno.EPIPE)
+
+
+def test_eof_that_arrives_with_the_data_is_seen_after_a_short_read(procs):
+    # A read that returns fewer bytes than asked lets the next read park without an EAGAIN
+    # read first; a FIN that came in the same epoll event must still end the stream.
+    async def main():
+        out = []
+        for k in range(50):
+            a, b = socket.socketpair()
+            c = Conn(a)
+            parked = rt.Chan(1)
+
+            async def reader():
+                await parked.send(None)
+                got = [await c.read(65536)]  # parks: nothing sent yet
+                got.append(await c.read(65536))  # short read before: must see EOF, not hang
+                await res.send(got)
+
+            res = rt.Chan(1)
+            rt.go(reader)
+            await parked.recv()
+            if k % 2:
+                await rt.sleep(0.001)
+            b.sendall(b"data %d" % k)
+            b.close()
+            i, got, _ = await rt.select(rt.recv(res), rt.recv(rt.after(5)))
+            assert i == 0, "reader hung after a short read at EOF"
+            out.append(got == [b"data %d" % k, b""])
+            c.close()
+        return out
+
+    assert all(rt.run(main(), procs=procs))
