@@ -20,7 +20,7 @@ from pathlib import Path
 from bench import matrix, netstat
 from bench.guard import MemoryGuard
 from bench.progress import Progress
-from bench.sampler import Sampler, footprint
+from bench.sampler import LARGE_TREE, Sampler, footprint
 from bench.server_proc import Child, ServerStartError, wait_listening
 from results import schema
 
@@ -114,11 +114,21 @@ class ProgressReader:
                 self.other = [*self.other[-20:], line]
 
 
-def _median_footprint(rows: list[dict], fallback: dict) -> dict:
+def _load_footprint(series: list[dict], w0: float, w1: float, idle: dict) -> dict:
+    """Median of each figure over the samples in the window [w0, w1].
+
+    A throttled figure (PSS, USS, fds) with no reading inside the window takes the last
+    reading before its end, else the first after it, else the idle value.
+    """
+    window = [r for r in series if w0 <= r["t"] <= w1] or series
     out = {}
     for k in ("rss", "pss", "uss", "threads", "procs", "fds"):
-        values = [r[k] for r in rows if r.get(k) is not None]
-        out[k] = int(statistics.median(values)) if values else fallback.get(k)
+        values = [r[k] for r in window if r.get(k) is not None]
+        if not values:
+            before = [r[k] for r in series if r["t"] <= w1 and r.get(k) is not None]
+            after = [r[k] for r in series if r["t"] > w1 and r.get(k) is not None]
+            values = before[-1:] or after[:1]
+        out[k] = int(statistics.median(values)) if values else idle.get(k)
     return out
 
 
@@ -198,7 +208,11 @@ def run_case(cfg: dict, key: dict, progress: Progress) -> dict:
             if server is not None and server.poll() is None and sys.exc_info()[0] is not None:
                 server.kill()  # interrupted: no measurement to finish, just leave nothing behind
         if server is not None:
-            case["defects"] += server.stop()
+            try:
+                case["defects"] += server.stop()
+            except BaseException:
+                server.kill()
+                raise
             if case["server"] is not None:
                 case["server"]["exit"] = server.exit_info()
     case["machine_mem"] = guard.summary()
@@ -239,8 +253,12 @@ def _drive(cfg, key, case, progress, workdir, guard, pins, argv, t0, parts) -> N
     reader = ProgressReader(loadgen.stderr_path)
     limit = matrix.case_time_limit(cfg, key["connections"])
     lg_end = None
+    measuring = False
     while True:
         reader.poll()
+        if "measure" in reader.phase_seen and not measuring:
+            measuring = True
+            sampler.request_full()
         last = reader.last
         progress.update(last.get("phase", "starting"), last.get("rate"), last.get("errors"),
                         last.get("connected"))
@@ -271,6 +289,9 @@ def _drive(cfg, key, case, progress, workdir, guard, pins, argv, t0, parts) -> N
     if case["status"] == "ok":
         case["loadgen"] = _loadgen_result(case, loadgen, json_out, reader)
     _fill_server(case, key, server, sampler, idle, reader, t0, lg_end)
+    tail = server.stderr_tail(3)
+    if tail and not any(n.startswith("server stderr") for n in case["notes"]):
+        case["notes"].append(f"server stderr: {tail[-300:]}")
 
 
 def _available() -> int:
@@ -307,8 +328,7 @@ def _fill_server(case, key, server, sampler, idle, reader, t0, lg_end) -> None:
         w0, w1 = -1.0, float("inf")
         if case["status"] == "ok":
             case["notes"].append("loadgen gave no measure phase: load window = whole case")
-    window = [r for r in series if w0 <= r["t"] <= w1] or series
-    load = _median_footprint(window, idle)
+    load = _load_footprint(series, w0, w1, idle)
     cpu_util = _cpu_between(series, w0, w1)
     if cpu_util is None and len(series) >= 2:
         cpu_util = _cpu_between(series, series[0]["t"], series[-1]["t"])
@@ -324,10 +344,11 @@ def _fill_server(case, key, server, sampler, idle, reader, t0, lg_end) -> None:
         case["mem_per_conn"] = {"metric": metric, "bytes": per_conn}
     else:
         case["mem_per_conn"] = {"metric": metric, "bytes": None}
-    if sampler.smaps_interval_max and sampler.smaps_interval_max > 2 * sampler.interval:
+    slow_smaps = sampler.smaps_interval_max and sampler.smaps_interval_max > 2 * sampler.interval
+    if slow_smaps and sampler.peak["procs"] > LARGE_TREE:
         case["notes"].append(
-            f"PSS/USS throttled: read every {sampler.smaps_interval_max:.1f} s at most "
-            f"(smaps of {sampler.peak['procs']} processes is slow); RSS every tick"
+            f"PSS/USS/fds throttled: read every {sampler.smaps_interval_max:.1f} s at most "
+            f"(smaps of {sampler.peak['procs']} processes is slow); RSS and CPU every tick"
         )
     if sampler.tick_cost_max > sampler.interval:
         case["notes"].append(

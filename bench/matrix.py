@@ -59,7 +59,7 @@ DEFAULTS: dict[str, Any] = {
 QUICK: dict[str, Any] = {
     "connections": [100, 1000],
     "repeats": 1,
-    "duration": 4.0,
+    "duration": 3.0,
     "warmup": 1.0,
 }
 
@@ -215,7 +215,7 @@ def ramp_timeout(cfg: dict, connections: int) -> float:
     """How long the loadgen may take to open every connection before it measures anyway."""
     if cfg["ramp_timeout"] is not None:
         return cfg["ramp_timeout"]
-    return 15.0 + connections / 500.0
+    return 5.0 + connections / 200.0
 
 
 def case_time_limit(cfg: dict, connections: int) -> float:

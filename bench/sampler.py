@@ -4,10 +4,11 @@ The sampler is a thread of the runner, pinned (with ``--pin``) to the loadgen's 
 never takes CPU from the server it measures. Every ``interval`` seconds it sums over the
 tree: RSS, threads, processes, open fds, context switches and CPU time (the root's
 ``children_*`` times included, so reaped fork children still count). PSS and USS come from
-``/proc/PID/smaps_rollup``, which the kernel computes by walking every mapping: costly for
-thousands of processes, so they are read only as often as keeps that walk under a fifth of
-the sampler's time, and the case says so. The same holds for the whole tick: a tick that
-takes longer than the interval stretches the interval rather than eating a CPU.
+``/proc/PID/smaps_rollup``, which the kernel computes by walking every mapping; with open
+fds (a directory listing per process) they are the costly part of a tick. For a tree of
+more than :data:`LARGE_TREE` processes they are read only as often as keeps them under a
+fifth of the sampler's time, and the case says so. A tick that takes longer than the
+interval stretches the interval rather than eating a CPU.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import time
 import psutil
 
 from bench.guard import MemoryGuard
+
+LARGE_TREE = 50
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -38,9 +41,11 @@ def _cpu_s(p: psutil.Process, root: bool) -> float:
 
 
 def footprint(pid: int, smaps: bool = True) -> dict:
-    """One reading of the tree rooted at ``pid``: rss, pss, uss, threads, procs, fds (+cpu)."""
+    """One reading of the tree rooted at ``pid``: rss, threads, procs, cpu, context switches,
+    and (with ``smaps``) pss, uss and fds; those are ``None`` without it."""
     out = {"rss": 0, "pss": 0 if smaps else None, "uss": 0 if smaps else None,
-           "threads": 0, "procs": 0, "fds": 0, "cpu_s": 0.0, "vol": 0, "invol": 0}
+           "threads": 0, "procs": 0, "fds": 0 if smaps else None, "cpu_s": 0.0, "vol": 0,
+           "invol": 0}
     for p in _tree(pid):
         try:
             with p.oneshot():
@@ -48,11 +53,11 @@ def footprint(pid: int, smaps: bool = True) -> dict:
                     m = p.memory_full_info()
                     out["pss"] += m.pss
                     out["uss"] += m.uss
+                    out["fds"] += p.num_fds()
                 else:
                     m = p.memory_info()
                 out["rss"] += m.rss
                 out["threads"] += p.num_threads()
-                out["fds"] += p.num_fds()
                 out["cpu_s"] += _cpu_s(p, p.pid == pid)
                 c = p.num_ctx_switches()
                 out["vol"] += c.voluntary
@@ -91,7 +96,13 @@ class Sampler(threading.Thread):
         self.tick_cost_max = 0.0
         self.tripped = threading.Event()
         self._halt = threading.Event()
+        self._full = threading.Event()
         self._last_smaps: float | None = None
+        self.tree_size = 0
+
+    def request_full(self) -> None:
+        """Read PSS/USS/fds at the next tick even if throttled (the measure phase began)."""
+        self._full.set()
 
     def stop(self) -> None:
         self._halt.set()
@@ -106,7 +117,8 @@ class Sampler(threading.Thread):
         next_smaps = 0.0
         while not self._halt.is_set():
             start = time.monotonic()
-            want_smaps = start >= next_smaps
+            want_smaps = start >= next_smaps or self._full.is_set()
+            self._full.clear()
             fp = footprint(self.server_pid, smaps=want_smaps)
             if want_smaps:
                 cost = time.monotonic() - start
@@ -114,7 +126,9 @@ class Sampler(threading.Thread):
                     gap = start - self._last_smaps
                     self.smaps_interval_max = max(self.smaps_interval_max or 0.0, gap)
                 self._last_smaps = start
-                next_smaps = start + max(self.interval, 5 * cost)
+                self.tree_size = fp["procs"]
+                if fp["procs"] > LARGE_TREE:
+                    next_smaps = start + max(self.interval, 5 * cost)
             self._loadgen()
             available = psutil.virtual_memory().available
             self._record(start, fp, available)
@@ -131,7 +145,8 @@ class Sampler(threading.Thread):
         self.ctx["voluntary"] = max(self.ctx["voluntary"], fp["vol"])
         self.ctx["involuntary"] = max(self.ctx["involuntary"], fp["invol"])
         for k in ("rss", "threads", "procs", "fds"):
-            self.peak[k] = max(self.peak[k], fp[k])
+            if fp[k] is not None:
+                self.peak[k] = max(self.peak[k], fp[k])
         if fp["pss"] is not None:
             self.peak["pss"] = max(self.peak["pss"] or 0, fp["pss"])
         self.series.append(

@@ -118,7 +118,7 @@ SAMPLE = _obj(
         "uss": INT_OR_NULL,
         "threads": INT,
         "procs": INT,
-        "fds": INT,
+        "fds": INT_OR_NULL,
         "cpu_s": NUM,
         "mem_available": INT,
     }

@@ -250,3 +250,24 @@ def test_quick_toml_and_command_line_layer_in_that_order(tmp_path):
     assert ext["strategies"] == ["external"]
     with pytest.raises(UsageError, match="--mode: 'half' is not one of"):
         matrix.build_config({"mode": "half"})
+
+
+@pytest.mark.parametrize("how,status", [
+    (["--mem-floor", "1e15"], "aborted: memory guard (available memory"),
+    (["--config", "TOML"], "aborted: time limit (1 s)"),
+])
+def test_guard_and_time_limit_abort_the_case_and_leave_nothing(tmp_path, how, status):
+    env, mark = env_for(tmp_path)
+    toml = tmp_path / "limit.toml"
+    toml.write_text("case_time_limit = 1\n")
+    how = [str(toml) if a == "TOML" else a for a in how]
+    try:
+        out = runner(["bench", "--strategies", "asyncio", *SHORT, "--no-report", *how], env)
+        assert out.returncode == 0, out.stderr
+        assert marked(mark) == []
+    finally:
+        kill_marked(mark)
+    [path] = run_files(tmp_path)
+    [c] = store.load_run(str(path))[0]["cases"]
+    assert c["status"].startswith(status), c["status"]
+    assert c["loadgen"] is None and c["server"]["exit"] == {"code": 0, "signal": None}
