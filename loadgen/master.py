@@ -59,7 +59,7 @@ class Master:
         self.status: dict[str, dict] = {}
         self.finals: dict[str, dict] = {}
         self.buckets: dict[int, list[str]] = defaultdict(list)
-        self.phase = "start"
+        self.phase = "ramp"  # starting the workers counts as ramp
         self.t0 = perf_counter()
         self.next_progress = self.t0 + 1.0
         self.last_messages = (self.t0, 0)
@@ -138,9 +138,14 @@ class Master:
                 start_new_session=True,  # the master alone handles Ctrl-C and stops them
             ))
         if self.cfg.remote_workers:
-            print(f"loadgen: waiting for {self.cfg.remote_workers} remote worker(s): "
-                  f"python -m loadgen worker --master HOST:{self.port}",
-                  file=sys.stderr, flush=True)
+            n = self.cfg.remote_workers
+            if self.cfg.progress == "json":
+                line = json.dumps({"event": "waiting_for_workers", "remote_workers": n,
+                                   "host": self.bind_host, "port": self.port})
+            else:
+                line = (f"loadgen: waiting for {n} remote worker(s): "
+                        f"python -m loadgen worker --master {self.bind_host}:{self.port}")
+            print(line, file=sys.stderr, flush=True)
 
     def run(self) -> dict:
         cfg = self.cfg

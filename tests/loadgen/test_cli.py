@@ -75,3 +75,25 @@ def test_signal_stops_master_and_workers(asyncio_server, kill_on_exit, tmp_path,
     time.sleep(0.2)
     assert not [c.pid for c in children if c.is_running() and c.status() != "zombie"]
     assert not out.exists()
+
+
+def test_worker_started_by_hand_joins_the_master(asyncio_server, kill_on_exit):
+    """`python -m loadgen worker --master HOST:PORT` is how workers on other machines join."""
+    p = subprocess.Popen(
+        loadgen_cmd(asyncio_server.port, "--connections", "6", "--duration", "1",
+                    "--warmup", "0", "--workers", "1", "--remote-workers", "1",
+                    "--progress", "json", "--json"),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    kill_on_exit(p)
+    line = json.loads(p.stderr.readline())
+    assert line["event"] == "waiting_for_workers"
+    w = subprocess.Popen([*loadgen_cmd(0)[:3], "worker", "--master",
+                          f"{line['host']}:{line['port']}"], cwd=ROOT, start_new_session=True)
+    kill_on_exit(w)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    r = json.loads(out)
+    assert [x["connections"] for x in r["workers"]] == [3, 3]
+    assert r["connections"]["served"] == 6 and r["messages"] > 0
+    assert w.wait(timeout=15) == 0  # the master's quit ends the hand-started worker too
