@@ -1,10 +1,20 @@
 """Channel semantics, ported from the behaviour of Go's chan_test.go."""
 
+import time
+
 import pytest
 
 import goruntime as rt
 
 pytestmark = pytest.mark.timeout(60)
+
+
+async def until(cond, timeout: float = 5.0) -> None:
+    """Let other Gs run until cond() holds (a wait that does not depend on machine load)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await rt.sleep(0.001)
 
 
 def test_buffered_channel_is_fifo_and_reports_len_and_cap(procs):
@@ -30,7 +40,8 @@ def test_unbuffered_send_completes_only_when_a_receiver_takes_the_value(procs):
             events.append("send done")
 
         rt.go(sender)
-        await rt.sleep(0.05)  # the sender has long since blocked
+        await until(lambda: len(c._sendq) == 1)  # the sender is blocked
+        await rt.sleep(0.01)
         events.append("recv")
         v = await c.recv()
         await rt.sleep(0.01)
@@ -50,8 +61,7 @@ def test_unbuffered_value_is_handed_directly_to_a_waiting_receiver(procs):
             await out.send(await c.recv())
 
         rt.go(receiver)
-        await rt.sleep(0.02)  # receiver parked in c.recvq
-        assert len(c._recvq) == 1
+        await until(lambda: len(c._recvq) == 1)  # receiver parked in c.recvq
         await c.send("x")  # does not block: a receiver is waiting
         assert len(c._recvq) == 0 and c.len() == 0
         return await out.recv()
@@ -69,10 +79,9 @@ def test_recv_from_full_buffer_moves_waiting_senders_value_to_the_tail(procs):
             await c.send(v)
 
         rt.go(sender, 3)
-        await rt.sleep(0.02)
+        await until(lambda: len(c._sendq) == 1)
         rt.go(sender, 4)
-        await rt.sleep(0.02)
-        assert len(c._sendq) == 2
+        await until(lambda: len(c._sendq) == 2)
         got = [await c.recv() for _ in range(4)]
         return got
 
@@ -89,7 +98,7 @@ def test_close_wakes_every_waiting_receiver_with_zero_value_and_not_ok(procs):
 
         for _ in range(5):
             rt.go(receiver)
-        await rt.sleep(0.02)
+        await until(lambda: len(c._recvq) == 5)
         c.close()
         return [await res.recv() for _ in range(5)]
 
@@ -110,7 +119,7 @@ def test_close_wakes_every_waiting_sender_with_a_panic(procs):
 
         for i in range(3):
             rt.go(sender, i)
-        await rt.sleep(0.02)
+        await until(lambda: len(c._sendq) == 3)
         c.close()
         return [await res.recv() for _ in range(3)]
 

@@ -1,11 +1,21 @@
 """select semantics, ported from the behaviour of Go's select_test.go / chan_test.go."""
 
+import time
+
 import pytest
 from scipy.stats import chisquare
 
 import goruntime as rt
 
 pytestmark = pytest.mark.timeout(60)
+
+
+async def until(cond, timeout: float = 5.0) -> None:
+    """Let other Gs run until cond() holds (a wait that does not depend on machine load)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await rt.sleep(0.001)
 
 
 def test_default_is_taken_only_when_nothing_is_ready(procs):
@@ -79,7 +89,7 @@ def test_blocked_select_send_case_panics_when_channel_is_closed(procs):
                 await res.send(str(e))
 
         rt.go(g)
-        await rt.sleep(0.02)
+        await until(lambda: len(c._sendq) == 1)
         c.close()
         msg = await res.recv()
         return msg, len(d._recvq)
@@ -96,8 +106,7 @@ def test_woken_select_leaves_no_sudog_on_the_other_channels(procs):
             await res.send(await rt.select(rt.recv(a), rt.recv(b), rt.send(c, 5)))
 
         rt.go(g)
-        await rt.sleep(0.02)
-        assert (len(a._recvq), len(b._recvq), len(c._sendq)) == (1, 1, 1)
+        await until(lambda: (len(a._recvq), len(b._recvq), len(c._sendq)) == (1, 1, 1))
         await b.send("b")
         r = await res.recv()
         return r, (len(a._recvq), len(b._recvq), len(c._sendq))
@@ -185,14 +194,14 @@ def test_select_duplicate_channel(procs):
             await e.send(9)
 
         rt.go(a)
-        await rt.sleep(0.01)  # A is queued on c first (twice)
+        await until(lambda: len(c._recvq) == 2)  # A is queued on c first (twice)
         got_b = rt.Chan(1)
 
         async def b():
             await got_b.send(await c.recv())
 
         rt.go(b)
-        await rt.sleep(0.01)  # B queued on c behind A
+        await until(lambda: len(c._recvq) == 3)  # B queued on c behind A
         await d.send(7)  # wakes A, which dequeues itself from c
         await e.recv()
         await c.send(8)  # must wake B, not the already-running A

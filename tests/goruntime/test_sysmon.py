@@ -1,0 +1,88 @@
+"""sysmon: preemption marks honoured at the next runtime call, long runs counted, backoff."""
+
+import time
+
+import pytest
+
+import goruntime as rt
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_long_running_g_is_preempted_at_its_next_runtime_call():
+    """procs=1: a G looping on non-blocking channel ops yields after ~10 ms."""
+
+    async def main():
+        state = {"done": False, "loops": 0}
+        c = rt.Chan(1)
+
+        async def hog():
+            while not state["done"]:
+                await c.send(1)  # fast paths: never park
+                await c.recv()
+                state["loops"] += 1
+
+        rt.go(hog)
+        t0 = time.monotonic()
+        await rt.sleep(0.001)  # the hog runs; main's timer fires only when the hog yields
+        state["done"] = True
+        return time.monotonic() - t0, state["loops"], rt.stats()
+
+    dt, loops, st = rt.run(main(), procs=1)
+    assert loops > 0
+    assert dt < 1.0
+    assert st["long_runs"] >= 1
+    assert st["preemptions"] >= 1
+
+
+def test_select_default_spinner_is_preempted(procs):
+    async def main():
+        done = rt.Chan()
+
+        async def spinner():
+            n = 0
+            while True:
+                i, _, _ = await rt.select(rt.recv(done), default=True)
+                if i == 0:
+                    return n
+                n += 1
+
+        rt.go(spinner)
+        await rt.sleep(0.001)
+        done.close()
+        return rt.stats()["preemptions"]
+
+    assert rt.run(main(), procs=procs) >= (1 if procs == 1 else 0)
+
+
+def test_g_that_never_awaits_cannot_be_preempted_but_its_long_run_is_counted():
+    async def main():
+        order = []
+
+        async def cpu():
+            end = time.monotonic() + 0.1
+            while time.monotonic() < end:
+                pass
+            order.append(("cpu done", time.monotonic()))
+
+        async def other():
+            order.append(("other", time.monotonic()))
+
+        rt.go(other)
+        rt.go(cpu)  # runnext: runs first, never yields
+        await rt.sleep(0.2)
+        return order, rt.stats()["long_runs"]
+
+    order, long_runs = rt.run(main(), procs=1)
+    assert [name for name, _ in order] == ["cpu done", "other"]
+    assert long_runs >= 1
+
+
+def test_sysmon_backs_off_when_idle(procs):
+    async def main():
+        w0 = rt.stats()["sysmon_wakeups"]
+        await rt.sleep(0.3)
+        return rt.stats()["sysmon_wakeups"] - w0
+
+    # 20 us ticks for ~1 ms, then doubling to 10 ms: far fewer than one per ms.
+    assert rt.run(main(), procs=procs) < 150
