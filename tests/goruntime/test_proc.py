@@ -337,3 +337,41 @@ def test_gopark_unlockf_returning_false_resumes_at_once(procs):
         return await proc.gopark(lambda: False, "test")
 
     assert rt.run(main(), procs=procs) is None
+
+
+def test_ping_pong_hog(procs):
+    """As Go's TestPingPongHog: a pair doing long work per handoff and a pair doing short
+    work share the P fairly, because a G readied into runnext inherits the time slice and
+    sysmon ends the slice after 10 ms. Without that, counts would differ ~20x."""
+    hog_limit, light_limit = 20_000, 1_000
+
+    async def main():
+        done = rt.Chan()
+        hog_chan, light_chan = rt.Chan(), rt.Chan()
+        counts = {"hog": 0, "light": 0}
+
+        async def run(limit, key, wake):
+            while True:
+                i, _, _ = await rt.select(rt.recv(done), rt.recv(wake))
+                if i == 0:
+                    return
+                n = 0
+                for _ in range(limit):
+                    n += 1
+                counts[key] += n
+                await rt.select(rt.send(wake, True), rt.recv(done))
+
+        for _ in range(2):
+            rt.go(run, hog_limit, "hog", hog_chan)
+        for _ in range(2):
+            rt.go(run, light_limit, "light", light_chan)
+        await hog_chan.send(True)
+        await light_chan.send(True)
+        await rt.sleep(0.3)
+        done.close()
+        return counts
+
+    counts = rt.run(main(), procs=procs)
+    hog, light = counts["hog"], counts["light"]
+    assert hog > 0 and light > 0
+    assert hog <= 2 * light and light <= 2 * hog, counts
