@@ -127,6 +127,11 @@ def micro_samples(run: dict) -> dict[str, dict[str, list[float]]]:
     return out
 
 
+def micro_failed(run: dict) -> set[str]:
+    """Labels of the micro cases whose workers failed (no value at all)."""
+    return {micro_label(c) for c in run["cases"] if not c.get("values")}
+
+
 def bench_label(key: dict) -> str:
     rate = "max" if key.get("rate") is None else f"{key['rate']:g}"
     return (
@@ -225,18 +230,15 @@ def run_warnings(old: dict, new: dict) -> list[str]:
 def _table(
     spec: MetricSpec,
     pairs: dict[str, tuple[list[float], list[float], str]],
-    only_old: list[str],
-    only_new: list[str],
-    failed_new: list[str],
+    missing: dict[str, str],
     alpha: float,
     threshold: float,
 ) -> MetricTable:
+    """``missing``: case -> why it has no comparison ("failed in new", "only in old"...)."""
     rows = []
     for label, (o, n, note) in pairs.items():
         rows.append(Row(label, stats.compare(o, n, spec.better, alpha, threshold), note))
-    rows += [Row(label, None, "failed in new") for label in failed_new]
-    rows += [Row(label, None, "only in old") for label in only_old]
-    rows += [Row(label, None, "only in new") for label in only_new]
+    rows += [Row(label, None, why) for label, why in missing.items()]
     olds, news = [], []
     for r in rows:
         c = r.comparison
@@ -244,6 +246,18 @@ def _table(
             olds.append(c.old.median)
             news.append(c.new.median)
     return MetricTable(spec, rows, stats.geomean(olds), stats.geomean(news))
+
+
+def _missing(old_ok, new_ok, old_failed: set[str], new_failed: set[str]) -> dict[str, str]:
+    """Why each case measured on only one side is missing on the other."""
+    out = {}
+    for k in old_ok:
+        if k not in new_ok:
+            out[k] = "failed in new" if k in new_failed else "only in old"
+    for k in new_ok:
+        if k not in old_ok:
+            out[k] = "failed in old" if k in old_failed else "only in new"
+    return out
 
 
 def compare_runs(old: dict, new: dict, alpha: float = 0.05, threshold: float = 5.0) -> Report:
@@ -261,13 +275,13 @@ def compare_runs(old: dict, new: dict, alpha: float = 0.05, threshold: float = 5
     tables = []
     if old["kind"] == "micro":
         so, sn = micro_samples(old), micro_samples(new)
+        fo, fn = micro_failed(old), micro_failed(new)
         for spec in MICRO_METRICS:
             o, n = so[spec.name], sn[spec.name]
             pairs = {k: (o[k], n[k], "") for k in o if k in n}
-            only_old = [k for k in o if k not in n]
-            only_new = [k for k in n if k not in o]
-            if pairs or only_old or only_new:
-                tables.append(_table(spec, pairs, only_old, only_new, [], alpha, threshold))
+            missing = _missing(o, n, fo, fn)
+            if pairs or missing:
+                tables.append(_table(spec, pairs, missing, alpha, threshold))
     else:
         go, failed_old = group_bench(old)
         gn, failed_new = group_bench(new)
@@ -278,10 +292,8 @@ def compare_runs(old: dict, new: dict, alpha: float = 0.05, threshold: float = 5
                     o, n, src = bench_pair_samples(go[label], gn[label], spec.name)
                     if o or n:
                         pairs[label] = (o, n, src)
-            lost = [k for k in go if k in failed_new]
-            only_old = [k for k in go if k not in gn and k not in failed_new]
-            only_new = [k for k in gn if k not in go and k not in failed_old]
-            tables.append(_table(spec, pairs, only_old, only_new, lost, alpha, threshold))
+            missing = _missing(go, gn, failed_old, failed_new)
+            tables.append(_table(spec, pairs, missing, alpha, threshold))
     if not any(r.comparison for t in tables for r in t.rows):
         warnings.append("the runs have no case in common: nothing to compare")
     return Report(old["kind"], old, new, tables, warnings)

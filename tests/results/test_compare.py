@@ -199,3 +199,18 @@ def test_an_interval_without_echoes_counts_as_rate_zero_but_gives_no_latency():
     p99, _, _ = compare.bench_pair_samples(cases, cases, "p99")
     assert src == "intervals" and len(rate) == 10 and 0.0 in rate
     assert len(p99) == 9 and min(p99) > 1000
+
+
+def test_a_micro_benchmark_that_fails_only_in_new_is_a_regression(capsys):
+    old = micro_run("20260101-000000-aaaaaaa", NAMES, seed=1)
+    new = micro_run("20260101-000100-aaaaaaa", NAMES, seed=2)
+    new["cases"][0].update(values=[], asyncio_values=None, ratio_median=None,
+                           errors=["micro_worker: ChanSync: RuntimeError: boom"])
+    save(old)
+    save(new)
+    code, out, _ = cli(capsys, "compare", old["id"], new["id"])
+    assert code == 1
+    assert "failed in new" in rows_of(out, "time/op")["ChanSync-1"]
+    code, out, _ = cli(capsys, "compare", new["id"], old["id"])  # fixed since: not a regression
+    assert code == 0
+    assert "failed in old" in rows_of(out, "time/op")["ChanSync-1"]
