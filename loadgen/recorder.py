@@ -4,7 +4,10 @@ The window is [start, end) on this worker's `time.perf_counter` clock, opened wh
 master's "measure" message arrives; a sample belongs to it when its *intended* send time
 falls inside (in closed loop intended == actual).  Samples whose echo completes after
 `end` still count, so a stall at the end of the window is not cut off; the drain phase
-waits for them.  Plain Python, no gevent: the User calls it between socket operations.
+waits for them.  Correction is wrk2's (latency from the intended send time of a fixed
+schedule), not HdrHistogram's `record_corrected_value`, which back-fills synthetic
+samples from one expected interval and would be wrong for per-connection schedules
+with random phases.  Plain Python, no gevent: the User calls it between socket operations.
 """
 
 from __future__ import annotations

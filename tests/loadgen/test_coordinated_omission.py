@@ -34,5 +34,5 @@ def test_stall_reflected_in_corrected_p99_only(fault_server, kill_on_exit):
     assert sum(r["errors"].values()) == 0
     assert corr["p99"] >= 500_000  # intended sends spread over the whole second
     assert corr["max"] >= 900_000
-    assert unc["p99"] < 50_000  # 2 of ~600 samples waited; p99 does not see them
+    assert unc["p99"] < 100_000  # 2 of ~600 samples waited; p99 does not see them
     assert unc["max"] >= 500_000  # ...but they are there
