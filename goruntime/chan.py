@@ -137,8 +137,8 @@ class Chan:
                 if not g.ok:
                     raise Panic("send on closed channel")
                 return
-        if _proc.preemptreq:
-            await _proc.checkpreempt()
+        if _proc.preemptreq and _proc.preempted():
+            await _proc.preempt_yield()
 
     async def recv(self) -> Any:
         """Receive a value; ``None`` once the channel is closed and drained."""
@@ -193,8 +193,8 @@ class Chan:
                 g = _tls.m.curg
                 self._recvq.append(g)
                 return await gopark(self._unlock, "chan receive")
-        if _proc.preemptreq:
-            await _proc.checkpreempt()
+        if _proc.preemptreq and _proc.preempted():
+            await _proc.preempt_yield()
         return v
 
     async def recv2(self) -> tuple[Any, bool]:
@@ -227,8 +227,8 @@ class Chan:
                 self._recvq.append(g)
                 v = await gopark(self._unlock, "chan receive")
                 return v, g.ok
-        if _proc.preemptreq:
-            await _proc.checkpreempt()
+        if _proc.preemptreq and _proc.preempted():
+            await _proc.preempt_yield()
         return v, True
 
     def _trysend(self, v: Any) -> bool:

@@ -236,11 +236,27 @@ def _preempt_yield() -> Any:
     yield _PREEMPT
 
 
-async def checkpreempt() -> None:
-    """Honour a preemption request from sysmon (called from gopark-free fast paths)."""
-    g = _tls.m.curg if _tls.m is not None else None
+def preempted() -> bool:
+    """Should the calling G yield now? Consumes sysmon's request (fast paths call this).
+
+    Clears the global hint; sysmon sets it again next tick while a marked G still runs.
+    """
+    global preemptreq
+    preemptreq = False
+    m = _tls.m
+    g = m.curg if m is not None else None
     if g is not None and g.preempt:
         g.preempt = False
+        return True
+    return False
+
+
+preempt_yield = _preempt_yield
+
+
+async def checkpreempt() -> None:
+    """Honour a preemption request from sysmon (for gopark-free fast paths)."""
+    if preempted():
         await _preempt_yield()
 
 

@@ -130,8 +130,8 @@ async def select(*cases: recv | send, default: bool = False) -> tuple[int, Any, 
         else:
             res = None
     if res is not None:
-        if _proc.preemptreq:
-            await _proc.checkpreempt()
+        if _proc.preemptreq and _proc.preempted():
+            await _proc.preempt_yield()
         return res
     m = _tls.m
     g = m.curg if m is not None else None

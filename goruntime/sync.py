@@ -87,8 +87,8 @@ class Mutex:
         if not self._locked:
             self._locked = True
             lk.release()
-            if _proc.preemptreq:
-                await _proc.checkpreempt()
+            if _proc.preemptreq and _proc.preempted():
+                await _proc.preempt_yield()
             return
         self._waiters.append(_curg())
         await gopark(lk.release, "sync.Mutex.Lock")

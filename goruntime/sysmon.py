@@ -115,7 +115,8 @@ def retake(s: proc.Sched, now: float, recs: list[_Rec]) -> int:
                 s.handoffs += 1
             n += 1
             handoffp(s, p)
-    proc.preemptreq = marked
+    if marked:
+        proc.preemptreq = True
     return n
 
 

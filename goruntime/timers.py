@@ -131,8 +131,8 @@ async def sleep(d: float) -> None:
     fire before the G has parked (Go's resetForSleep).
     """
     if d <= 0:
-        if proc.preemptreq:
-            await proc.checkpreempt()
+        if proc.preemptreq and proc.preempted():
+            await proc.preempt_yield()
         return
     g = proc.getg()
     if g is None:
