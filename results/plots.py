@@ -36,6 +36,10 @@ def _series(run: dict) -> dict[str, list[tuple[int, dict]]]:
         strategy, n, mode, conn_mode, rate, size = gk
         family = (mode, conn_mode, size)
         by[(strategy, family)].append((n, aggregate(cases)))
+    # Lines across connection counts: families measured at one count only (the closed-loop
+    # case at 100 connections, say) are left to the tables unless nothing else exists.
+    multi = {k: v for k, v in by.items() if len({n for n, _ in v}) > 1}
+    by = multi or by
     families = {f for _, f in by}
     out = {}
     for (strategy, family), pts in by.items():
@@ -50,11 +54,11 @@ def _series(run: dict) -> dict[str, list[tuple[int, dict]]]:
 
 def _line(ax, series, field, scale=1.0) -> bool:
     drawn = False
-    for label, pts in series.items():
+    for i, (label, pts) in enumerate(series.items()):
         xs = [n for n, a in pts if a[field] is not None]
         ys = [a[field] / scale for n, a in pts if a[field] is not None]
         if xs:
-            ax.plot(xs, ys, marker="o", label=label)
+            ax.plot(xs, ys, marker="o", label=label, color=f"C{i % 10}")
             drawn = True
     return drawn
 
@@ -145,13 +149,14 @@ def write_plots(run: dict, out_dir: Path) -> list[Path]:
     if drawn:
         ax1.set_yscale("log")
         ax1.set_ylabel("MiB")
-    for label, pts in series.items():
-        xs = [n for n, a in pts if a["threads"] is not None]
-        if xs:
-            ax2.plot(xs, [a["threads"] for _, a in pts if a["threads"] is not None],
-                     marker="o", label=f"{label} threads")
-            ax2.plot(xs, [a["procs"] for _, a in pts if a["procs"] is not None],
-                     marker="s", linestyle="--", label=f"{label} procs")
+    for i, (label, pts) in enumerate(series.items()):
+        color = f"C{i % 10}"
+        for field, style in (("threads", "-"), ("procs", "--")):
+            xy = [(n, a[field]) for n, a in pts if a[field] is not None]
+            if xy and max(y for _, y in xy) > 1:  # a line at 1 says nothing
+                ax2.plot(*zip(*xy, strict=True), marker="o", linestyle=style, color=color,
+                         label=f"{label} {field}")
+    ax2.axhline(1, color="grey", linewidth=0.8, label="1 (single-threaded)")
     ax2.set_title("peak threads / processes")
     if drawn:
         ax2.set_xscale("log")
