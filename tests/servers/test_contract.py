@@ -173,6 +173,50 @@ def test_accept_emfile_backs_off_without_spinning_then_serves_again(server):
         assert roundtrip(c, b"after") == b"after"
 
 
+@pytest.mark.timeout(90)
+def test_accept_emfile_serves_queued_clients_once_open_ones_close(server):
+    """Where each connection holds a descriptor of the server process (thread, asyncio,
+    goroutine), clients beyond the limit wait, unserved, until earlier ones close."""
+    time.sleep(0.3)
+    ps = server.ps
+    soft, hard = ps.rlimit(psutil.RLIMIT_NOFILE)
+    fds = ps.num_fds()
+    ps.rlimit(psutil.RLIMIT_NOFILE, (fds + 2, hard))
+    try:
+        holders = [server.connect() for _ in range(2)]
+        assert roundtrip(holders[0], b"held") == b"held"
+        time.sleep(0.3)
+        if ps.num_fds() < fds + 2:  # iterative holds one, fork none
+            pytest.skip("open connections do not hold two descriptors of the server process")
+        assert roundtrip(holders[1], b"held") == b"held"
+        waiting = [server.connect() for _ in range(4)]
+        for i, c in enumerate(waiting):
+            c.sendall(b"waiting %d" % i)
+        time.sleep(0.5)
+        cpu_before = sum(ps.cpu_times()[:2])
+        time.sleep(1.0)
+        assert sum(ps.cpu_times()[:2]) - cpu_before < 0.3
+        assert "Too many open files" in server.stderr()
+        for c in waiting:
+            c.settimeout(0.1)
+            with pytest.raises(TimeoutError):
+                c.recv(64)
+        for c in holders:
+            c.close()
+        for i, c in enumerate(waiting):  # one descriptor at a time: close as we go
+            c.settimeout(10)
+            expect = b"waiting %d" % i
+            got = b""
+            while len(got) < len(expect):
+                chunk = c.recv(64)
+                assert chunk, f"client {i} closed before its echo"
+                got += chunk
+            assert got == expect
+            c.close()
+    finally:
+        ps.rlimit(psutil.RLIMIT_NOFILE, (soft, hard))
+
+
 BAD_ARGS = [
     ["no-such-strategy"],
     [],
