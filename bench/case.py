@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from bench import matrix, netstat
 from bench.guard import MemoryGuard
 from bench.progress import Progress
@@ -240,7 +242,7 @@ def _drive(cfg, key, case, progress, workdir, guard, pins, argv, t0, parts) -> N
     fp = footprint(server.pid)
     idle = {k: fp[k] for k in ("rss", "pss", "uss", "threads", "procs", "fds")}
     net_before = netstat.read()
-    guard.available_before = guard.available_min = _available()
+    guard.available_before = guard.available_min = int(psutil.virtual_memory().available)
     sampler = Sampler(server.pid, guard, t0, pins and pins["sampler"])
     parts["sampler"] = sampler
     sampler.start()
@@ -292,12 +294,6 @@ def _drive(cfg, key, case, progress, workdir, guard, pins, argv, t0, parts) -> N
     tail = server.stderr_tail(3)
     if tail and not any(n.startswith("server stderr") for n in case["notes"]):
         case["notes"].append(f"server stderr: {tail[-300:]}")
-
-
-def _available() -> int:
-    import psutil
-
-    return int(psutil.virtual_memory().available)
 
 
 def _loadgen_result(case: dict, loadgen: Child, json_out: Path, reader: ProgressReader):
