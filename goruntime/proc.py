@@ -315,13 +315,15 @@ def runqput(p: P, g: G) -> None:
         q.append(g)
         return
     # runqputslow: half the local queue plus g go to the global queue in one batch.
-    batch = []
+    popleft = q.popleft
+    batch: list[G] = []
+    take = batch.append
     for _ in range(len(q) // 2):
         try:
-            batch.append(q.popleft())
-        except IndexError:
+            take(popleft())
+        except IndexError:  # thieves emptied it meanwhile
             break
-    batch.append(g)
+    take(g)
     s = sched
     with s.lock:
         s.globrunq.extend(batch)
@@ -338,9 +340,9 @@ def globrunqget(s: Sched, p: P, max_: int = 0) -> G | None:
         k = min(k, max_)
     k = min(k, RUNQ_SIZE // 2)
     g = gq.popleft()
-    q = p.runq
-    for _ in range(k - 1):
-        q.append(gq.popleft())
+    if k > 1:
+        popleft = gq.popleft
+        p.runq.extend([popleft() for _ in range(k - 1)])
     return g
 
 
@@ -864,14 +866,20 @@ def wakeNetPoller(when: float) -> None:
 # ---------------------------------------------------------------- go / syscall
 
 
+_CoroutineType = types.CoroutineType
+
+
 def go(fn: Callable[..., Awaitable[Any]] | Coroutine, *args: Any) -> G:
     """Start ``fn(*args)`` (or a coroutine object) as a new G, like Go's ``go`` statement.
 
     The new G goes into this P's runnext; the G it displaces goes to the local queue.
     """
-    coro = fn(*args) if not isinstance(fn, Coroutine) else fn
-    if not isinstance(coro, Coroutine):
-        raise TypeError(f"go() needs an async function or a coroutine, got {fn!r}")
+    if fn.__class__ is _CoroutineType:
+        coro = fn
+    else:
+        coro = fn(*args)
+        if coro.__class__ is not _CoroutineType and not isinstance(coro, Coroutine):
+            raise TypeError(f"go() needs an async function or a coroutine, got {fn!r}")
     s = sched
     if s is None:
         coro.close()
@@ -890,7 +898,11 @@ def go(fn: Callable[..., Awaitable[Any]] | Coroutine, *args: Any) -> G:
             rn.append(g)
             return g
         rn.append(g)
-        runqput(p, old)
+        q = p.runq
+        if len(q) < RUNQ_SIZE:
+            q.append(old)
+        else:
+            runqput(p, old)
         if s.npidle and not s.nmspinning:
             wakep(s)
         return g
