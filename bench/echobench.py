@@ -103,7 +103,11 @@ def throughput(spec: str, args: argparse.Namespace, client: Path) -> dict:
         if r.returncode != 0:
             raise SystemExit(f"echobench: client failed against {spec}: {r.stderr.strip()}")
         res = json.loads(r.stdout)
-        res["server_cpu_s"] = round((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), 2)
+        cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+        res["server_cpu_s"] = round(cpu_s, 2)
+        # Server CPU per echoed message: what the server costs, even on a machine so busy
+        # that the rate is limited by the CPU share the server gets.
+        res["cpu_us_per_msg"] = round(cpu_s / max(1, res["total_messages"]) * 1e6, 2)
         res["threads"] = srv.ps.num_threads()
         return res
     finally:
@@ -163,30 +167,37 @@ def main(argv: list[str] | None = None) -> int:
         client = compile_client(Path(tmp))
         rates: dict[str, list[float]] = {s: [] for s in specs}
         cpu: dict[str, list[float]] = {s: [] for s in specs}
+        load = os.getloadavg()[0]
         for i in range(args.repeat):
             for s in specs:
                 res = throughput(s, args, client)
                 rates[s].append(res["rate"])
-                cpu[s].append(res["server_cpu_s"])
-                print(f"[{i}] {s}: {res['rate']:.0f} msgs/s server cpu {res['server_cpu_s']}s"
-                      f" threads {res['threads']}", file=sys.stderr, flush=True)
+                cpu[s].append(res["cpu_us_per_msg"])
+                print(f"[{i}] {s}: {res['rate']:.0f} msgs/s, server cpu {res['server_cpu_s']}s ="
+                      f" {res['cpu_us_per_msg']} us/msg, threads {res['threads']}",
+                      file=sys.stderr, flush=True)
         mem = {}
         if not args.skip_memory:
             for s in specs:
                 mem[s] = memory(s, args)
                 print(f"{s}: {mem[s]}", file=sys.stderr, flush=True)
     base = statistics.median(rates[specs[0]])
+    cbase = statistics.median(cpu[specs[0]])
     rows = []
     for s in specs:
         med = statistics.median(rates[s])
         m = mem.get(s, {})
+        cmed = statistics.median(cpu[s])
         rows.append([s, f"{med:.0f}", " ".join(f"{r:.0f}" for r in rates[s]),
-                     f"{med / base:.2f}x", m.get("rss_idle_kib", "-"), m.get("rss_open_kib", "-"),
+                     f"{med / base:.2f}x", f"{cmed:.1f}", f"{cbase / cmed:.2f}x",
+                     m.get("rss_idle_kib", "-"), m.get("rss_open_kib", "-"),
                      m.get("kib_per_conn", "-")])
     print(f"client=bench/echoclient.c connections={args.connections} size={args.size} "
           f"duration={args.duration}s repeat={args.repeat} server-cpu={args.server_cpu} "
-          f"client-cpu={args.client_cpu} idle-conns={args.idle_conns}")
+          f"client-cpu={args.client_cpu} idle-conns={args.idle_conns} "
+          f"loadavg-at-start={load:.1f}")
     print(tabulate(rows, headers=["server", "msgs/s median", "runs", f"vs {specs[0]}",
+                                  "cpu us/msg", f"efficiency vs {specs[0]}",
                                   "RSS idle KiB", "RSS open KiB", "KiB/conn"]))
     return 0
 

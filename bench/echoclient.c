@@ -5,7 +5,8 @@
  *
  *   echoclient HOST PORT CONNECTIONS SIZE WARMUP_S DURATION_S
  *
- * Prints one JSON line: {"connections", "size", "seconds", "messages", "rate", "errors"}.
+ * Prints one JSON line: {"connections", "size", "seconds", "messages", "rate", "errors",
+ * "total_messages"} (total_messages includes the warm-up).
  * Exit 0 when every echo matched, 1 otherwise.
  */
 #include <arpa/inet.h>
@@ -77,7 +78,7 @@ int main(int argc, char **argv) {
     }
     struct epoll_event evs[512];
     double t0 = now(), tstart = t0 + warmup, tend = tstart + duration;
-    long messages = 0, errors = 0;
+    long messages = 0, total = 0, errors = 0;
     int measuring = warmup <= 0;
     for (;;) {
         double t = now();
@@ -104,6 +105,7 @@ int main(int argc, char **argv) {
             if (c->got == size) {
                 c->got = 0;
                 messages++;
+                total++;
                 if (write(c->fd, c->want, size) != size) {
                     fprintf(stderr, "echoclient: short write\n");
                     return 1;
@@ -113,7 +115,8 @@ int main(int argc, char **argv) {
     }
     double secs = now() - tstart;
     printf("{\"connections\": %d, \"size\": %d, \"seconds\": %.3f, \"messages\": %ld, "
-           "\"rate\": %.1f, \"errors\": %ld}\n", n, size, secs, messages, messages / secs, errors);
+           "\"rate\": %.1f, \"errors\": %ld, \"total_messages\": %ld}\n", n, size, secs,
+           messages, messages / secs, errors, total);
     for (int i = 0; i < n; i++) close(cs[i].fd);
     return errors ? 1 : 0;
 }

@@ -140,20 +140,23 @@ class Netpoller:
             pd = pds.get(fd)
             if pd is None:
                 continue
+            # Reading pdReady without the lock is safe: only the G's wait moves rg/wg away
+            # from pdReady, and skipping then is the same as unblocking just before it.
             if ev & _READ_EVENTS:
                 if ev & _HUP_EVENTS:
                     pd.hup = True  # before the unblock: see pollDesc.hup
-                g = pd.unblock("r", True)
-                if g is not None:
-                    torun.append(g)
-            if ev & _WRITE_EVENTS:
+                if pd.rg is not pdReady:
+                    g = pd.unblock("r", True)
+                    if g is not None:
+                        torun.append(g)
+            if ev & _WRITE_EVENTS and pd.wg is not pdReady:
                 g = pd.unblock("w", True)
                 if g is not None:
                     torun.append(g)
         if torun:
             ready_param = proc.ready_param
             for g in torun:
-                ready_param(g)
+                ready_param(g, True)
         return torun
 
     def netpoll_break(self) -> None:
@@ -265,9 +268,6 @@ class pollDesc:
         elif self.wd < 0:
             raise Timeout()
 
-    def _errcode(self, mode: str) -> bool:
-        return self.closing or (self.rd < 0 if mode == "r" else self.wd < 0)
-
     # -- waiting -----------------------------------------------------------------------------
 
     async def wait(self, mode: str) -> None:
@@ -278,66 +278,75 @@ class pollDesc:
         fd is being closed and Timeout once the deadline for ``mode`` passed, including when
         that happens while the G is parked.
         """
-        self.checkerr(mode)
-        while not await self._block(mode):
-            self.checkerr(mode)
-
-    async def _block(self, mode: str) -> bool:
-        # Go's netpollblock: announce the wait (pdWait) under the lock, re-check errors (a
-        # concurrent close/deadline stores its flag before it looks at rg/wg, we look after we
-        # stored pdWait: one of the two sees the other), then park. The commit in unlockf runs
-        # only once the G is off its M; it fails if an event or error replaced pdWait
-        # meanwhile, and gopark then resumes the G at once. True means I/O readiness.
+        # Go's poll_runtime_pollWait + netpollblock, in one frame (this is the hot path).
+        # Announce the wait (pdWait) under the lock, re-check errors (a concurrent close or
+        # deadline stores its flag before it looks at rg/wg, we look after we stored pdWait:
+        # one of the two sees the other), then park. The commit (unlockf) runs once the G is
+        # off its M; it fails if an event or error replaced pdWait meanwhile, and gopark then
+        # resumes the G at once with None. An unblock that takes the parked G clears rg/wg
+        # itself and hands over True (I/O ready) or False (error), so the common wakeup
+        # needs no second trip through the lock.
         lock = self.lock
-        with lock:
-            if mode == "r":
-                old = self.rg
+        r = mode == "r"
+        while True:
+            if self.closing:
+                raise ErrNetClosing()
+            if (self.rd if r else self.wd) < 0:
+                raise Timeout()
+            with lock:
+                old = self.rg if r else self.wg
                 if old is pdReady:
+                    if r:
+                        self.rg = None
+                    else:
+                        self.wg = None
+                    return
+                if old is not None:
+                    raise RuntimeError(f"goruntime: two Gs waiting on fd {self.fd} ({mode})")
+                if r:
+                    self.rg = pdWait
+                else:
+                    self.wg = pdWait
+            if not (self.closing or (self.rd if r else self.wd) < 0):
+                v = await proc.gopark(self._commit(r), "IO wait")
+                if v is True:
+                    return
+                if v is False:
+                    continue
+            with lock:  # the commit failed (or we did not park): take what replaced pdWait
+                if r:
+                    old = self.rg
                     self.rg = None
-                    return True
-                if old is not None:
-                    raise RuntimeError(f"goruntime: two Gs waiting to read fd {self.fd}")
-                self.rg = pdWait
-            else:
-                old = self.wg
-                if old is pdReady:
+                else:
+                    old = self.wg
                     self.wg = None
-                    return True
-                if old is not None:
-                    raise RuntimeError(f"goruntime: two Gs waiting to write fd {self.fd}")
-                self.wg = pdWait
-        if not self._errcode(mode):
-            g = proc.getg()
-            waiters = self.poller.waiters
+            if old is pdReady:
+                return
 
-            if mode == "r":
+    def _commit(self, r: bool) -> Any:
+        g = proc.getg()
+        lock = self.lock
+        waiters = self.poller.waiters
+        if r:
 
-                def commit() -> bool:
-                    with lock:
-                        if self.rg is pdWait:
-                            self.rg = g
-                            waiters.add(g)
-                            return True
-                        return False
-            else:
+            def commit() -> bool:
+                with lock:
+                    if self.rg is pdWait:
+                        self.rg = g
+                        waiters.add(g)
+                        return True
+                    return False
+        else:
 
-                def commit() -> bool:
-                    with lock:
-                        if self.wg is pdWait:
-                            self.wg = g
-                            waiters.add(g)
-                            return True
-                        return False
+            def commit() -> bool:
+                with lock:
+                    if self.wg is pdWait:
+                        self.wg = g
+                        waiters.add(g)
+                        return True
+                    return False
 
-            await proc.gopark(commit, "IO wait")
-        with lock:
-            if mode == "r":
-                old = self.rg
-                self.rg = None
-            else:
-                old = self.wg
-                self.wg = None
-        return old is pdReady
+        return commit
 
     def unblock(self, mode: str, ioready: bool) -> Any:
         """Go's netpollunblock: record readiness (or an error) for ``mode``; return the G to
@@ -353,13 +362,16 @@ class pollDesc:
             # Only set pdReady for ioready; a deadline or close with nobody waiting
             # leaves the semaphore empty (the flags carry the error).
             return None
-        new = pdReady if ioready else None
+        if old is None or old is pdWait:
+            # pdWait: the G has not committed yet; its commit will see pdReady/None and fail.
+            new = pdReady if ioready else None
+        else:
+            new = None  # a parked G: it learns ioready from its wakeup value instead
         if mode == "r":
             self.rg = new
         else:
             self.wg = new
-        if old is None or old is pdWait:
-            # pdWait: the G has not committed yet; its commit will see `new` and fail.
+        if new is not None or old is pdWait:
             return None
         self.poller.waiters.discard(old)
         return old
@@ -409,7 +421,7 @@ class pollDesc:
             if "w" in mode:
                 self._arm("w", d, wseq)
         for g in wake:
-            proc.goready(g)
+            proc.goready(g, False)
 
     def _arm(self, mode: str, when: float, seq: int) -> None:
         tm = timers.addtimer(when, _deadlineimpl, (self, mode, seq))
@@ -440,9 +452,9 @@ class pollDesc:
         for tm in stop:
             tm.stop()
         if rg is not None:
-            proc.goready(rg)
+            proc.goready(rg, False)
         if wg is not None:
-            proc.goready(wg)
+            proc.goready(wg, False)
 
     def close(self) -> None:
         """Evict, then unregister the fd from epoll. Call before closing the fd itself."""
@@ -474,4 +486,4 @@ def _deadlineimpl(arg: tuple) -> None:
             pd.wt = None
         g = pd._unblock_locked(mode, False)
     if g is not None:
-        proc.goready(g)
+        proc.goready(g, False)

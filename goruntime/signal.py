@@ -67,7 +67,9 @@ class _SigState:
             pass
         self.prev.clear()
         self.chans.clear()
-        self.pd.close()
+        # The run is over: drop the fd without waking the loop G (it is abandoned with the
+        # other Gs, as in Go, rather than made runnable on a scheduler that has stopped).
+        self.np.pds.pop(self.rsock.fileno(), None)
         self.rsock.close()
         self.wsock.close()
 

@@ -107,7 +107,7 @@ def test_a_parked_g_is_woken_once(procs):
         g2 = pd.unblock("r", True)  # a second event before the G ran
         assert isinstance(g1, proc.G) and g2 is None
         assert pd.rg is pdReady and pd.poller.waiting() == 0
-        proc.goready(g1)
+        proc.goready(g1, True)  # as netpoll does: the wakeup value says "I/O ready"
         assert await _with_deadline(woke, 5, "woken waiter") == 1
         await rt.sleep(0.05)
         assert woke.len() == 0
