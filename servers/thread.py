@@ -29,24 +29,29 @@ class ThreadServer(BlockingServer):
 
     def serve(self, sock: socket.socket) -> None:
         threading.stack_size(self.config.thread_stack_kib * 1024)
-        while (conn := self.accept(sock)) is not None:
-            thread = threading.Thread(target=self._handle, args=(conn,), daemon=True)
+        try:
+            while (conn := self.accept(sock)) is not None:
+                self._start(conn)
+        finally:
+            sock.close()
+            self._close_all()
+            deadline = time.monotonic() + JOIN_TIMEOUT
             with self._lock:
-                self._conns[conn] = thread
-            try:
-                thread.start()
-            except RuntimeError as err:  # "can't start new thread": out of memory or tasks
-                with self._lock:
-                    del self._conns[conn]
-                conn.close()
-                self.wait(timeout=self._backoff.pause(f"thread error: {err}"))
-        sock.close()
-        self._close_all()
-        deadline = time.monotonic() + JOIN_TIMEOUT
+                threads = list(self._conns.values())
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _start(self, conn: socket.socket) -> None:
+        thread = threading.Thread(target=self._handle, args=(conn,), daemon=True)
         with self._lock:
-            threads = list(self._conns.values())
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            self._conns[conn] = thread
+        try:
+            thread.start()
+        except RuntimeError as err:  # "can't start new thread": out of memory or tasks
+            with self._lock:
+                del self._conns[conn]
+            conn.close()
+            self.wait(timeout=self._backoff.pause(f"thread error: {err}"))
 
     def _handle(self, conn: socket.socket) -> None:
         try:
