@@ -71,11 +71,15 @@ class Conn:
             self._drained = False
             if not pd.hup:
                 await pd.wait("r")
+                if pd.closing or pd.rd < 0:
+                    pd.checkerr("r")
         while True:
             try:
                 data = recv(n)
             except BlockingIOError:
                 await pd.wait("r")
+                if pd.closing or pd.rd < 0:
+                    pd.checkerr("r")
                 continue
             except InterruptedError:
                 continue
@@ -112,6 +116,8 @@ class Conn:
                 n = send(view)
             except BlockingIOError:
                 await pd.wait("w")
+                if pd.closing or pd.wd < 0:
+                    pd.checkerr("w")
                 continue
             except InterruptedError:
                 continue
@@ -185,6 +191,8 @@ class Listener:
                 fd, raddr = self.sock._accept()
             except BlockingIOError:
                 await pd.wait("r")
+                if pd.closing or pd.rd < 0:
+                    pd.checkerr("r")
                 continue
             except InterruptedError:
                 continue
@@ -253,6 +261,7 @@ async def dial(host: str, port: int, timeout: float | None = None) -> Conn:
                 c.set_write_deadline(time.monotonic() + timeout)
             while True:
                 await c.pd.wait("w")
+                c.pd.checkerr("w")
                 err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err in (errno.EINPROGRESS, errno.EALREADY, errno.EINTR):
                     continue  # spurious wakeup

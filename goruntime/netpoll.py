@@ -20,6 +20,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from . import proc, timers
@@ -62,6 +63,18 @@ class _Sema:
 
 pdReady = _Sema("pdReady")
 pdWait = _Sema("pdWait")
+
+
+class _Ready:
+    """An awaitable that is already done: what wait() returns when an event was pending."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Iterator[None]:
+        return iter(())
+
+
+_READY = _Ready()
 
 _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
@@ -231,6 +244,8 @@ class pollDesc:
         "wseq",
         "closing",
         "hup",
+        "rcommit",
+        "wcommit",
     )
 
     def __init__(self, fd: int, poller: Netpoller) -> None:
@@ -252,6 +267,8 @@ class pollDesc:
         # processed after it, which sets pdReady or wakes the G. A FIN that arrived with the
         # data would leave no later event, hence the flag (set before the unblock).
         self.hup = False
+        self.rcommit: tuple | None = None
+        self.wcommit: tuple | None = None
 
     def __repr__(self) -> str:
         return f"<pollDesc fd={self.fd} rg={self.rg!r} wg={self.wg!r} closing={self.closing}>"
@@ -270,61 +287,60 @@ class pollDesc:
 
     # -- waiting -----------------------------------------------------------------------------
 
-    async def wait(self, mode: str) -> None:
-        """Park the calling G until fd may be ready for ``mode`` ('r' or 'w').
+    def wait(self, mode: str) -> Awaitable[None]:
+        """Park the calling G until fd may be ready for ``mode`` ('r' or 'w'); ``await`` it.
 
-        Returns at once if an event arrived since the last wait. May return spuriously (the
-        caller retries its syscall and waits again on EAGAIN). Raises ErrNetClosing once the
-        fd is being closed and Timeout once the deadline for ``mode`` passed, including when
-        that happens while the G is parked.
+        Returns at once if an event arrived since the last wait (consuming it). May return
+        spuriously, as Go's does: the caller retries its syscall and waits again on EAGAIN,
+        and checks ``closing``/deadlines after a wakeup. Raises ErrNetClosing if the fd is
+        being closed and Timeout if the deadline for ``mode`` passed; a G parked when that
+        happens is woken (and raises on its next wait).
         """
-        # Go's poll_runtime_pollWait + netpollblock, in one frame (this is the hot path).
+        # Go's poll_runtime_pollWait + netpollblock. A plain function that returns either a
+        # finished awaitable or gopark itself, so the hot path adds no coroutine frame.
         # Announce the wait (pdWait) under the lock, re-check errors (a concurrent close or
         # deadline stores its flag before it looks at rg/wg, we look after we stored pdWait:
         # one of the two sees the other), then park. The commit (unlockf) runs once the G is
         # off its M; it fails if an event or error replaced pdWait meanwhile, and gopark then
-        # resumes the G at once with None. An unblock that takes the parked G clears rg/wg
-        # itself and hands over True (I/O ready) or False (error), so the common wakeup
-        # needs no second trip through the lock.
-        lock = self.lock
+        # resumes the G at once, leaving what replaced pdWait for the next wait. An unblock
+        # that takes the parked G clears rg/wg itself and hands over True (I/O ready) or
+        # False (closing or deadline).
         r = mode == "r"
-        while True:
-            if self.closing:
-                raise ErrNetClosing()
-            if (self.rd if r else self.wd) < 0:
-                raise Timeout()
-            with lock:
-                old = self.rg if r else self.wg
-                if old is pdReady:
-                    if r:
-                        self.rg = None
-                    else:
-                        self.wg = None
-                    return
-                if old is not None:
-                    raise RuntimeError(f"goruntime: two Gs waiting on fd {self.fd} ({mode})")
+        if self.closing:
+            raise ErrNetClosing()
+        if (self.rd if r else self.wd) < 0:
+            raise Timeout()
+        with self.lock:
+            old = self.rg if r else self.wg
+            if old is pdReady:
                 if r:
-                    self.rg = pdWait
-                else:
-                    self.wg = pdWait
-            if not (self.closing or (self.rd if r else self.wd) < 0):
-                v = await proc.gopark(self._commit(r), "IO wait")
-                if v is True:
-                    return
-                if v is False:
-                    continue
-            with lock:  # the commit failed (or we did not park): take what replaced pdWait
-                if r:
-                    old = self.rg
                     self.rg = None
                 else:
-                    old = self.wg
                     self.wg = None
-            if old is pdReady:
-                return
+                return _READY
+            if old is not None:
+                raise RuntimeError(f"goruntime: two Gs waiting on fd {self.fd} ({mode})")
+            if r:
+                self.rg = pdWait
+            else:
+                self.wg = pdWait
+        if self.closing or (self.rd if r else self.wd) < 0:
+            with self.lock:
+                if r:
+                    if self.rg is pdWait:
+                        self.rg = None
+                elif self.wg is pdWait:
+                    self.wg = None
+            self.checkerr(mode)
+        return proc.gopark(self._commit(r), "IO wait")
 
     def _commit(self, r: bool) -> Any:
+        # The unlockf for gopark: pdWait -> the G, unless something replaced pdWait. Built
+        # once per (G, mode) and reused: a connection is usually served by one G.
         g = proc.getg()
+        cached = self.rcommit if r else self.wcommit
+        if cached is not None and cached[0] is g:
+            return cached[1]
         lock = self.lock
         waiters = self.poller.waiters
         if r:
@@ -336,6 +352,8 @@ class pollDesc:
                         waiters.add(g)
                         return True
                     return False
+
+            self.rcommit = (g, commit)
         else:
 
             def commit() -> bool:
@@ -346,6 +364,7 @@ class pollDesc:
                         return True
                     return False
 
+            self.wcommit = (g, commit)
         return commit
 
     def unblock(self, mode: str, ioready: bool) -> Any:
