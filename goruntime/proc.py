@@ -55,6 +55,7 @@ STEAL_TRIES = 4  # Go's stealTries
 _GOSCHED = object()
 _PREEMPT = object()
 _EXITSYSCALL = object()
+_EXITED = object()  # not yielded: the M loop's note that the G returned
 
 preemptreq = False  # set by sysmon when it has marked some G; checked by fast paths
 
@@ -280,13 +281,17 @@ def goready(g: G, value: Any = None, exc: BaseException | None = None) -> None:
     P is woken only when the local queue then holds work (see the module docstring).
     """
     g.param = value
-    g.exc = exc
+    if exc is not None:
+        g.exc = exc
     g.waitreason = None
     m = _tls.m
-    p = m.p if m is not None else None
-    if p is not None:
-        rn = p.runnext
-        if rn:
+    if m is not None:
+        p = m.p
+        if p is not None:
+            rn = p.runnext
+            if not rn:
+                rn.append(g)
+                return
             try:
                 old = rn.pop()
             except IndexError:
@@ -297,9 +302,7 @@ def goready(g: G, value: Any = None, exc: BaseException | None = None) -> None:
             s = sched
             if s.npidle and not s.nmspinning:
                 wakep(s)
-        else:
-            rn.append(g)
-        return
+            return
     s = sched
     if s is None:
         return
@@ -521,12 +524,15 @@ def schedule(s: Sched, m: M) -> None:
 
     Hot path: a G made ready by the previous one sits in runnext and inherits its time
     slice (schedtick is not advanced, as in Go), so sysmon sees a ping-pong pair as one
-    long run and can preempt it.
+    long run and can preempt it. That path stays in the inner loop below: it re-checks only
+    what can change under it (stopping, the P, due timers, the 61st-tick global queue turn).
     """
     GOSCHED = _GOSCHED
     PREEMPT = _PREEMPT
     globrunq = s.globrunq
+    parks = 0
     while not s.stopping:
+        m.parks = parks
         p = m.p
         if p is None:
             g = findrunnable(s, m)
@@ -555,37 +561,45 @@ def schedule(s: Sched, m: M) -> None:
                     p.schedtick += 1
             else:
                 p.schedtick += 1
-        # execute
-        m.curg = g
-        try:
-            exc = g.exc
-            if exc is None:
-                v = g.param
-                g.param = None
-                y = g.coro.send(v)
-            else:
-                g.exc = None
-                y = g.coro.throw(exc)
-        except StopIteration as e:
-            m.curg = None
-            m.exits += 1
-            if g is s.main_g:
-                s.result = e.value
-                s.stop()
+        rn = p.runnext
+        while True:
+            # execute g
+            m.curg = g
+            try:
+                exc = g.exc
+                if exc is None:
+                    v = g.param
+                    g.param = None
+                    y = g.coro.send(v)
+                else:
+                    g.exc = None
+                    y = g.coro.throw(exc)
+            except StopIteration as e:
+                m.curg = None
+                m.exits += 1
+                if g is s.main_g:
+                    s.result = e.value
+                    s.stop()
+                    m.parks = parks
+                    return
+                y = _EXITED
+                break
+            except BaseException as e:
+                m.curg = None
+                m.exits += 1
+                m.parks = parks
+                s.fail(e)
                 return
-            continue
-        except BaseException as e:
             m.curg = None
-            m.exits += 1
-            s.fail(e)
-            return
-        m.curg = None
-        if y.__class__ is tuple:
-            m.parks += 1
+            if y.__class__ is not tuple:
+                break
+            # park g
+            parks += 1
             unlockf, g.waitreason = y
             if unlockf is not None and unlockf() is False:
                 goready(g, g.param, g.exc)
-            elif preemptreq and g.preempt:
+                break
+            if preemptreq and g.preempt:
                 # sysmon ended this time slice: the G it would pass to via runnext must not
                 # inherit it, or a ping-pong pair would starve the global queue.
                 g.preempt = False
@@ -600,6 +614,19 @@ def schedule(s: Sched, m: M) -> None:
                     else:
                         with s.lock:
                             globrunq.append(g2)
+                break
+            if (
+                s.stopping
+                or m.p is not p
+                or (p.ntimers and p.timers[0][0] <= monotonic())
+                or (globrunq and p.schedtick % 61 == 0)
+            ):
+                break
+            try:
+                g = rn.pop()
+            except IndexError:
+                break
+        if y.__class__ is tuple or y is _EXITED:
             continue
         if y is GOSCHED or y is PREEMPT:
             if y is PREEMPT:
@@ -613,8 +640,10 @@ def schedule(s: Sched, m: M) -> None:
                 globrunq.append(g)
             wakep(s)
             continue
+        m.parks = parks
         s.fail(RuntimeError(f"goroutine {g.goid} yielded {y!r}: await only runtime operations"))
         return
+    m.parks = parks
 
 
 def findrunnable(s: Sched, m: M) -> G | None:

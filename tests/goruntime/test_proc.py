@@ -373,5 +373,8 @@ def test_ping_pong_hog(procs):
 
     counts = rt.run(main(), procs=procs)
     hog, light = counts["hog"], counts["light"]
+    # Go runs this with GOMAXPROCS=1, where the factor is ours; with 2 Ps the pairs mostly
+    # run on separate Ms and the GIL's switching shares the time, so Go's factor 5 applies.
+    factor = 2 if procs == 1 else 5
     assert hog > 0 and light > 0
-    assert hog <= 2 * light and light <= 2 * hog, counts
+    assert hog <= factor * light and light <= factor * hog, counts
