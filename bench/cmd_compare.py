@@ -37,7 +37,8 @@ def _percent(text: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     refs = "a run id (or unique prefix), a path, latest, latest:micro, latest:bench, baseline:NAME"
     p.add_argument("old", help=f"the reference run: {refs}")
-    p.add_argument("new", help="the run to judge (same forms)")
+    p.add_argument("new", help="the run to judge (same forms; a bare latest means the latest "
+                               "run of the other side's kind)")
     p.add_argument("--threshold", type=_percent, default=5.0, metavar="PCT",
                    help="minimum effect in %% of the old median to call a change (default 5)")
     p.add_argument("--alpha", type=_fraction, default=0.05,
@@ -61,7 +62,14 @@ def load(ref: str) -> dict:
 
 
 def run(args) -> int:
-    old, new = load(args.old), load(args.new)
+    # A bare "latest" means the latest run of the other side's kind, so that
+    # `compare baseline:micro latest` still works after a bench run was taken since.
+    if args.old == "latest" and args.new != "latest":
+        new = load(args.new)
+        old = load(f"latest:{new['kind']}")
+    else:
+        old = load(args.old)
+        new = load(f"latest:{old['kind']}" if args.new == "latest" else args.new)
     try:
         report = compare.compare_runs(old, new, alpha=args.alpha, threshold=args.threshold)
     except compare.CompareError as e:

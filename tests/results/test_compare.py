@@ -214,3 +214,12 @@ def test_a_micro_benchmark_that_fails_only_in_new_is_a_regression(capsys):
     code, out, _ = cli(capsys, "compare", new["id"], old["id"])  # fixed since: not a regression
     assert code == 0
     assert "failed in old" in rows_of(out, "time/op")["ChanSync-1"]
+
+
+def test_a_bare_latest_means_the_latest_run_of_the_other_sides_kind(capsys):
+    save(micro_run("20260101-000000-aaaaaaa", NAMES, seed=1))
+    save(micro_run("20260101-000100-aaaaaaa", NAMES, seed=2))
+    save(bench_run("20260101-000200-aaaaaaa"))  # the latest run overall is a bench run
+    code, out, err = cli(capsys, "compare", "20260101-000000-aaaaaaa", "latest")
+    assert code == 0, err
+    assert "new: 20260101-000100-aaaaaaa" in out
