@@ -65,6 +65,7 @@ class Master:
         self.last_messages = (self.t0, 0)
         self.env.events.worker_report.add_listener(self._on_report)
         self.runner.register_message("lg_final", self._on_final)
+        self.runner.register_message("lg_ramp", self._on_ramp)
 
     # -- messages from workers
 
@@ -74,7 +75,10 @@ class Master:
             return
         for i, enc in lg.pop("buckets", {}).items():
             self.buckets[int(i)].append(enc)
-        self.status[client_id] = lg
+        self.status.setdefault(client_id, {}).update(lg)
+
+    def _on_ramp(self, environment, msg, **_kw) -> None:
+        self.status.setdefault(msg.node_id, {}).update(msg.data)
 
     def _on_final(self, environment, msg, **_kw) -> None:
         data = msg.data

@@ -26,6 +26,7 @@ from loadgen.recorder import Recorder
 from loadgen.user import EchoUser
 
 REPORT_INTERVAL_S = 1.0
+RAMP_STATUS_S = 0.1
 locust.runners.WORKER_REPORT_INTERVAL = REPORT_INTERVAL_S
 
 
@@ -58,6 +59,20 @@ class WorkerState:
         cfg = msg.data
         self.env.loadgen_config = cfg
         self.env.loadgen_recorder = Recorder(cfg["timeout"])
+        gevent.spawn(self._ramp_status)
+
+    def _ramp_status(self) -> None:
+        """Until measuring starts, tell the master within 0.1 s when users connect or are
+        served, so the ramp ends when it is done rather than at the next 1 s report."""
+        rec = self.env.loadgen_recorder
+        last = None
+        while rec.start == float("inf"):
+            now = (len(rec.per_user), rec.connected, rec.served)
+            if now != last:
+                self.runner.send_message("lg_ramp", {"users": now[0], "connected": now[1],
+                                                     "served": now[2]})
+                last = now
+            gevent.sleep(RAMP_STATUS_S)
 
     def on_measure(self, environment, msg, **_kw) -> None:
         gevent.spawn(self._measure, float(msg.data["duration"]))
