@@ -271,3 +271,48 @@ def test_guard_and_time_limit_abort_the_case_and_leave_nothing(tmp_path, how, st
     [c] = store.load_run(str(path))[0]["cases"]
     assert c["status"].startswith(status), c["status"]
     assert c["loadgen"] is None and c["server"]["exit"] == {"code": 0, "signal": None}
+
+
+TREE = textwrap.dedent("""
+    # 50 single-threaded children, each burning 4 ms of CPU (less than one 10 ms clock
+    # tick) and then sleeping; "ready" once all of them have burnt it.
+    import os, sys, time
+    r, w = os.pipe()
+    for _ in range(50):
+        if os.fork() == 0:
+            t = time.process_time()
+            while time.process_time() - t < 0.004:
+                pass
+            os.write(w, b"x")
+            time.sleep(60)
+            os._exit(0)
+    got = 0
+    while got < 50:
+        got += len(os.read(r, 50))
+    print("ready", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_sampler_sums_the_tree_and_counts_sub_tick_cpu_of_many_children():
+    from bench.guard import MemoryGuard
+    from bench.sampler import Sampler, footprint
+
+    proc = subprocess.Popen([sys.executable, "-c", TREE], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        fp = footprint(proc.pid)
+        assert fp["procs"] == 51 and fp["threads"] == 51 and fp["fds"] >= 51 * 3
+        assert fp["pss"] < fp["rss"]  # forked children share pages: PSS splits them
+        # 50 x 4 ms = 0.2 s; per-process clock ticks would report ~0 for each child.
+        assert fp["cpu_s"] >= 0.15
+        sampler = Sampler(proc.pid, MemoryGuard(floor=0), time.monotonic(), interval=0.05)
+        sampler.start()
+        time.sleep(0.5)
+        sampler.stop()
+        assert len(sampler.series) >= 2 and sampler.peak["procs"] == 51
+        assert not sampler.tripped.is_set()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
