@@ -82,7 +82,8 @@ def _prepare(args) -> tuple[dict, Path | None]:
         if typed or args.config:
             raise UsageError("--resume takes no other options: the run file holds its config")
         try:
-            run, path = store.load_run(args.resume)
+            ref = "latest:bench" if args.resume == "latest" else args.resume
+            run, path = store.load_run(ref)
         except store.RunFileError as e:
             raise UsageError(f"--resume: {e}") from None
         if run["kind"] != "bench":
