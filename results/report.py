@@ -25,14 +25,15 @@ def group_key(key: dict) -> tuple:
 
 
 def groups(run: dict) -> list[tuple[tuple, list[dict]]]:
-    """``[(group key, [cases…])]`` sorted by connections, mode, then strategy (run order)."""
+    """``[(group key, [cases…])]``: open loop first, then by connections, then strategy in
+    the run's order."""
     out: dict[tuple, list[dict]] = defaultdict(list)
     order = {s: i for i, s in enumerate(run["config"].get("strategies", []))}
     for case in run["cases"]:
         out[group_key(case["key"])].append(case)
     return sorted(
         out.items(),
-        key=lambda kv: (kv[0][2], kv[0][3], kv[0][5], kv[0][1], kv[0][4],
+        key=lambda kv: (kv[0][2] != "open", kv[0][3], kv[0][5], kv[0][1], kv[0][4],
                         order.get(kv[0][0], 99), kv[0][0]),
     )  # fmt: skip
 
