@@ -346,10 +346,11 @@ def _fill_server(case, key, server, sampler, idle, reader, t0, lg_end) -> None:
             f"PSS/USS/fds throttled: read every {sampler.smaps_interval_max:.1f} s at most "
             f"(smaps of {sampler.peak['procs']} processes is slow); RSS and CPU every tick"
         )
-    if sampler.tick_cost_max > sampler.interval:
+    gaps = [b["t"] - a["t"] for a, b in zip(series, series[1:], strict=False)]
+    if gaps and max(gaps) > 2 * sampler.interval:
         case["notes"].append(
-            f"sampling slowed to one tick per {sampler.tick_cost_max * 2:.2f} s at worst "
-            f"({sampler.peak['procs']} processes)"
+            f"sampling slowed to one tick per {max(gaps):.2f} s at worst "
+            f"({sampler.peak['procs']} processes, {sampler.peak['threads']} threads)"
         )
     duration = max(1e-9, (series[-1]["t"] - series[0]["t"]) if len(series) >= 2 else 1e-9)
     case["server"] = {

@@ -8,7 +8,7 @@ tree: RSS, threads, processes, open fds, context switches and CPU time (the root
 fds (a directory listing per process) they are the costly part of a tick. For a tree of
 more than :data:`LARGE_TREE` processes they are read only as often as keeps them under a
 fifth of the sampler's time, and the case says so. A tick that takes longer than the
-interval stretches the interval rather than eating a CPU.
+interval stretches the interval rather than eating a CPU (see the end of :meth:`Sampler.run`).
 """
 
 from __future__ import annotations
@@ -150,7 +150,10 @@ class Sampler(threading.Thread):
                 self.tripped.set()
             cost = time.monotonic() - start
             self.tick_cost_max = max(self.tick_cost_max, cost)
-            self._halt.wait(max(self.interval - cost, cost))
+            # At most half a CPU for small trees, a quarter for large ones (a fork server's
+            # thousand children): the sampler must not slow down what it measures.
+            rest = 3 * cost if self.tree_size > LARGE_TREE else cost
+            self._halt.wait(max(self.interval - cost, rest))
 
     def _record(self, start: float, fp: dict, available: int) -> None:
         if fp["procs"] == 0:
