@@ -273,7 +273,9 @@ def _drive(cfg, key, case, progress, workdir, guard, pins, argv, t0, parts) -> N
             if tail:
                 case["notes"].append(f"server stderr: {tail[-300:]}")
             break
-        if sampler.tripped.is_set():
+        # Checked here too, every poll: a slow sampler tick (thousands of processes) must
+        # not delay the guard.
+        if guard.check(int(psutil.virtual_memory().available)) or sampler.tripped.is_set():
             case["status"] = f"aborted: memory guard ({guard.reason})"
             break
         if time.monotonic() - t0 > limit:

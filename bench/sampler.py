@@ -107,7 +107,6 @@ class Sampler(threading.Thread):
         self.loadgen_cpu_s = 0.0
         self.loadgen_peak_rss = 0
         self.smaps_interval_max: float | None = None
-        self.tick_cost_max = 0.0
         self.tripped = threading.Event()
         self._halt = threading.Event()
         self._full = threading.Event()
@@ -149,7 +148,6 @@ class Sampler(threading.Thread):
             if self.guard.check(available):
                 self.tripped.set()
             cost = time.monotonic() - start
-            self.tick_cost_max = max(self.tick_cost_max, cost)
             # At most half a CPU for small trees, a quarter for large ones (a fork server's
             # thousand children): the sampler must not slow down what it measures.
             rest = 3 * cost if self.tree_size > LARGE_TREE else cost
