@@ -7,6 +7,8 @@ NEW), 0 otherwise; 2 on bad input (unknown run, runs of different kinds, bad opt
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from bench import UsageError
 from results import compare, store
@@ -75,7 +77,11 @@ def run(args) -> int:
     except compare.CompareError as e:
         raise UsageError(str(e)) from None
     if args.format == "gobench":
-        print(compare.render_gobench(report))
+        text = compare.render_gobench(report)
     else:
-        print(compare.render_text(report, args.alpha, args.threshold))
+        text = compare.render_text(report, args.alpha, args.threshold)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # `compare ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1 if report.regressions else 0

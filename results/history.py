@@ -95,7 +95,10 @@ def collect(
 
 
 def table(ordered: list[dict], series: dict[str, list[Point]], per_table: int = 6) -> str:
-    """Rows = runs in commit order (date, sha, id); columns = series medians."""
+    """Rows = runs in commit order (date, sha, id); columns = series medians.
+
+    A run taken on a tree with uncommitted changes shows its sha with ``-dirty``.
+    """
     labels = list(series)
     out = []
     for start in range(0, max(1, len(labels)), per_table):
@@ -103,7 +106,8 @@ def table(ordered: list[dict], series: dict[str, list[Point]], per_table: int = 
         by_run = {lb: {p.run_id: p for p in series[lb]} for lb in chunk}
         rows = []
         for run in ordered:
-            row = [commit_time(run).strftime("%Y-%m-%d %H:%M"), run["git"]["sha"][:10], run["id"]]
+            sha = run["git"]["sha"][:10] + ("-dirty" if run["git"].get("dirty") else "")
+            row = [commit_time(run).strftime("%Y-%m-%d %H:%M"), sha, run["id"]]
             for lb in chunk:
                 p = by_run[lb].get(run["id"])
                 row.append(compare.fmt_value(p.summary.median) if p else "")
