@@ -66,6 +66,7 @@ def micro_run(
         run["git"]["commit_time"] = commit_time
     if sha:
         run["git"]["sha"] = sha
+        run["git"]["dirty"] = False
     for name, center in centers.items():
         values = noisy(center, n, rel_noise, rng)
         aio = noisy(center / 2, n, rel_noise, rng)
@@ -163,6 +164,7 @@ def bench_run(
         run["git"]["commit_time"] = commit_time
     if sha:
         run["git"]["sha"] = sha
+        run["git"]["dirty"] = False
     for s in strategies:
         for r in range(repeats):
             status = "failed: server exited with code 1" if s in failed else "ok"

@@ -58,6 +58,18 @@ def test_history_of_bench_runs_filters_by_strategy(capsys, tmp_path):
                                                                           rel=0.05)
 
 
+def test_history_marks_runs_taken_on_a_dirty_tree(capsys, tmp_path):
+    _save_three()
+    run = micro_run("20260104-000000-ddddddd", {"ChanSync": 1.0}, sha="d" * 40,
+                    commit_time="2026-01-04T00:00:00+00:00")
+    run["git"]["dirty"] = True
+    save(run)
+    code, out, _ = cli(capsys, "history", "--out", str(tmp_path / "d.png"))
+    assert code == 0
+    shas = [ln.split()[2] for ln in out.splitlines() if ln[:4] == "2026"]
+    assert shas == ["bbbbbbbbbb", "cccccccccc", "aaaaaaaaaa", "dddddddddd-dirty"]
+
+
 def test_history_default_png_lands_next_to_the_runs(capsys):
     _save_three()
     code, out, _ = cli(capsys, "history")
