@@ -24,6 +24,22 @@ from . import proc as _proc
 from .errors import Panic
 from .proc import _tls, gopark, goready
 
+_locking = True  # False while a run has one P: then only one thread ever runs G code
+
+
+def set_procs(procs: int) -> None:
+    """Called by run: with one P, channel operations skip the channel lock.
+
+    With ``procs=1`` only the M holding the single P runs G code or timer functions (an M
+    returning from a syscall runs nothing until it gets the P back; sysmon and the netpoller
+    never touch channels), so every channel operation is already serialized and the lock
+    could never be contended. ``select`` still locks (it is not the hot path), which is
+    consistent: the lock is only ever held inside one uninterrupted operation of the one M.
+    Code run by ``rt.syscall(fn)`` must not use channels (as in Go, a syscall is not Go code).
+    """
+    global _locking
+    _locking = procs > 1
+
 
 class sudog:
     """A G waiting in one case of a select (Go's sudog with isSelect)."""
@@ -102,23 +118,34 @@ class Chan:
         Raises ``Panic("send on closed channel")`` if the channel is or becomes closed.
         """
         lock = self._lock
-        lock.acquire()
+        if _locking:
+            lock.acquire()
         if self._closed:
-            lock.release()
+            if _locking:
+                lock.release()
             raise Panic("send on closed channel")
         rq = self._recvq
         while rq:
             sg = rq.popleft()
             if sg.sel is None:
-                lock.release()
+                if _locking:
+                    lock.release()
                 sg.ok = True
-                goready(sg, v)
+                # goready(sg, v), inlined for the common case of an empty runnext
+                rn = _tls.m.p.runnext
+                if rn:
+                    goready(sg, v)
+                else:
+                    sg.param = v
+                    sg.waitreason = None
+                    rn.append(sg)
                 break
             try:
                 sg.sel.pop()
             except IndexError:
                 continue
-            lock.release()
+            if _locking:
+                lock.release()
             sg.elem = v
             sg.ok = True
             goready(sg.g, sg)
@@ -127,12 +154,13 @@ class Chan:
             buf = self._buf
             if len(buf) < self._cap:
                 buf.append(v)
-                lock.release()
+                if _locking:
+                    lock.release()
             else:
                 g = _tls.m.curg
                 g.elem = v
                 self._sendq.append(g)
-                await gopark(self._unlock, "chan send")
+                await gopark(self._unlock if _locking else None, "chan send")
                 g.elem = None
                 if not g.ok:
                     raise Panic("send on closed channel")
@@ -143,7 +171,8 @@ class Chan:
     async def recv(self) -> Any:
         """Receive a value; ``None`` once the channel is closed and drained."""
         lock = self._lock
-        lock.acquire()
+        if _locking:
+            lock.acquire()
         buf = self._buf
         if buf:
             v = buf.popleft()
@@ -152,7 +181,8 @@ class Chan:
                 sg = sq.popleft()
                 if sg.sel is None:
                     buf.append(sg.elem)
-                    lock.release()
+                    if _locking:
+                        lock.release()
                     sg.ok = True
                     goready(sg)
                     break
@@ -161,38 +191,50 @@ class Chan:
                 except IndexError:
                     continue
                 buf.append(sg.elem)
-                lock.release()
+                if _locking:
+                    lock.release()
                 sg.ok = True
                 goready(sg.g, sg)
                 break
             else:
-                lock.release()
+                if _locking:
+                    lock.release()
         else:
             sq = self._sendq
             while sq:
                 sg = sq.popleft()
                 if sg.sel is None:
-                    lock.release()
+                    if _locking:
+                        lock.release()
                     v = sg.elem
                     sg.ok = True
-                    goready(sg)
+                    # goready(sg), inlined for the common case of an empty runnext
+                    rn = _tls.m.p.runnext
+                    if rn:
+                        goready(sg)
+                    else:
+                        sg.param = None
+                        sg.waitreason = None
+                        rn.append(sg)
                     break
                 try:
                     sg.sel.pop()
                 except IndexError:
                     continue
-                lock.release()
+                if _locking:
+                    lock.release()
                 v = sg.elem
                 sg.ok = True
                 goready(sg.g, sg)
                 break
             else:
                 if self._closed:
-                    lock.release()
+                    if _locking:
+                        lock.release()
                     return None
                 g = _tls.m.curg
                 self._recvq.append(g)
-                return await gopark(self._unlock, "chan receive")
+                return await gopark(self._unlock if _locking else None, "chan receive")
         if _proc.preemptreq and _proc.preempted():
             await _proc.preempt_yield()
         return v
@@ -200,32 +242,37 @@ class Chan:
     async def recv2(self) -> tuple[Any, bool]:
         """Receive ``(value, ok)``; ``ok`` is False once the channel is closed and drained."""
         lock = self._lock
-        lock.acquire()
+        if _locking:
+            lock.acquire()
         buf = self._buf
         if buf:
             v = buf.popleft()
             sg = dequeue(self._sendq)
             if sg is not None:
                 buf.append(sg.elem)
-                lock.release()
+                if _locking:
+                    lock.release()
                 sg.ok = True
                 _wake(sg)
             else:
-                lock.release()
+                if _locking:
+                    lock.release()
         else:
             sg = dequeue(self._sendq)
             if sg is not None:
-                lock.release()
+                if _locking:
+                    lock.release()
                 v = sg.elem
                 sg.ok = True
                 _wake(sg)
             else:
                 if self._closed:
-                    lock.release()
+                    if _locking:
+                        lock.release()
                     return None, False
                 g = _tls.m.curg
                 self._recvq.append(g)
-                v = await gopark(self._unlock, "chan receive")
+                v = await gopark(self._unlock if _locking else None, "chan receive")
                 return v, g.ok
         if _proc.preemptreq and _proc.preempted():
             await _proc.preempt_yield()
@@ -234,13 +281,16 @@ class Chan:
     def _trysend(self, v: Any) -> bool:
         """Send without blocking (select with default); False if it would block."""
         lock = self._lock
-        lock.acquire()
+        if _locking:
+            lock.acquire()
         if self._closed:
-            lock.release()
+            if _locking:
+                lock.release()
             raise Panic("send on closed channel")
         sg = dequeue(self._recvq)
         if sg is not None:
-            lock.release()
+            if _locking:
+                lock.release()
             sg.ok = True
             if sg.sel is None:
                 goready(sg, v)
@@ -250,17 +300,21 @@ class Chan:
             return True
         if len(self._buf) < self._cap:
             self._buf.append(v)
-            lock.release()
+            if _locking:
+                lock.release()
             return True
-        lock.release()
+        if _locking:
+            lock.release()
         return False
 
     def close(self) -> None:
         """Close the channel: wake every waiting receiver and sender (senders panic)."""
         lock = self._lock
-        lock.acquire()
+        if _locking:
+            lock.acquire()
         if self._closed:
-            lock.release()
+            if _locking:
+                lock.release()
             raise Panic("close of closed channel")
         self._closed = True
         woken = []
@@ -272,7 +326,8 @@ class Chan:
                 sg.ok = False
                 sg.elem = None
                 woken.append(sg)
-        lock.release()
+        if _locking:
+            lock.release()
         for sg in woken:
             _wake(sg)
 

@@ -408,7 +408,12 @@ def startm(s: Sched, p: P | None, spinning: bool) -> None:
                 s.nmspinning -= 1
             return
         if s.midle:
-            m = s.midle.pop()
+            midle = s.midle
+            # Leave the timer sleeper asleep if another idle M can take the work.
+            if midle[-1] is s.timer_m and len(midle) > 1:
+                m = midle.pop(-2)
+            else:
+                m = midle.pop()
             if s.timer_m is m:
                 s.timer_m = None
             m.nextp = p
@@ -705,6 +710,17 @@ def findrunnable(s: Sched, m: M) -> G | None:
                 if g is not None:
                     resetspinning(s, m)
                     return g
+        # Due timers of other Ps (idle ones in particular) are ours to run, spinning or not.
+        if s.gomaxprocs > 1:
+            for p2 in s.allp:
+                if p2 is not p and p2.ntimers and p2.timers and p2.timers[0][0] <= now:
+                    runtimers(p2, now)
+            try:
+                g = p.runnext.pop()
+                resetspinning(s, m)
+                return g
+            except IndexError:
+                pass
         # Nothing: give up the P.
         with s.lock:
             if s.stopping:
@@ -1032,10 +1048,11 @@ def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> 
     if not _run_lock.acquire(blocking=False):
         main.close()
         raise RuntimeError("goruntime.run() is already running")
-    from . import sysmon, trace
+    from . import chan, sysmon, trace
 
     try:
         s = Sched(procs)
+        chan.set_procs(procs)
         trace.configure(s)
         g = G(next(s.goidgen), main)
         s.main_g = g

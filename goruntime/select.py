@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from . import chan as _chan
 from . import proc as _proc
 from .chan import Chan, dequeue, sudog
 from .errors import Panic
@@ -45,6 +46,10 @@ class send:
 _DEFAULT = (-1, None, False)
 
 
+def _nop() -> None:
+    pass
+
+
 def _lockorder(cases: tuple) -> list[Chan]:
     seen = {}
     for cs in cases:
@@ -64,13 +69,17 @@ async def select(*cases: recv | send, default: bool = False) -> tuple[int, Any, 
     else:
         order = list(range(n))
         random.shuffle(order)
-    lockorder = _lockorder(cases)
-    for c in lockorder:
-        c._lock.acquire()
+    if _chan._locking:
+        lockorder: list[Chan] | None = _lockorder(cases)
+        for c in lockorder:
+            c._lock.acquire()
 
-    def unlockall() -> None:
-        for c in reversed(lockorder):
-            c._lock.release()
+        def unlockall() -> None:
+            for c in reversed(lockorder):
+                c._lock.release()
+    else:
+        lockorder = None  # one P: operations are serialized already (chan.set_procs)
+        unlockall = _nop
 
     # Pass 1: look for a case that can proceed now.
     for i in order:
@@ -138,7 +147,8 @@ async def select(*cases: recv | send, default: bool = False) -> tuple[int, Any, 
     if g is None:
         unlockall()
         raise RuntimeError("select() must be awaited inside a goroutine")
-    if not lockorder:
+    if all(cs.c is None for cs in cases):
+        unlockall()
         await gopark(None, "select (no cases)")
         raise AssertionError("unreachable: a select with no cases was woken")
     # Pass 2: enqueue on every channel, then park.
@@ -156,10 +166,11 @@ async def select(*cases: recv | send, default: bool = False) -> tuple[int, Any, 
             sg = sudog(g, claim, i, c, cs.v)
             c._sendq.append(sg)
         sgs.append(sg)
-    won = await gopark(unlockall, "select")
+    won = await gopark(unlockall if lockorder is not None else None, "select")
     # Pass 3: dequeue from the channels whose cases did not fire.
-    for c in lockorder:
-        c._lock.acquire()
+    if lockorder is not None:
+        for c in lockorder:
+            c._lock.acquire()
     for sg in sgs:
         if sg is won:
             continue

@@ -58,6 +58,12 @@ def sysmon(s: proc.Sched) -> None:
                 if gs:
                     proc.injectglist(gs)
                     idle = 0
+        # Go's sysmon: timers that should have run already (an unpreemptible P, or timers
+        # left on an idle P): start an M to run them.
+        if s.npidle and not s.nmspinning and s.timer_m is None and not s.polling:
+            nt = proc.nexttimer(s)
+            if nt and nt < now - 0.001:
+                proc.wakep(s)
         if retake(s, now, recs):
             idle = 0
         else:
