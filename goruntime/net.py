@@ -34,7 +34,7 @@ def _sockerr(e: OSError, closed: bool) -> OSError:
 class Conn:
     """A connected TCP socket. ``read``/``write`` are awaitables; the rest is synchronous."""
 
-    __slots__ = ("sock", "pd", "fd", "closed", "_recv", "_send", "laddr", "raddr", "_drained")
+    __slots__ = ("sock", "pd", "fd", "closed", "laddr", "raddr", "_drained")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -42,8 +42,6 @@ class Conn:
         self.fd = sock.fileno()
         self.pd: pollDesc = poll_open(self.fd)
         self.closed = False
-        self._recv = sock.recv
-        self._send = sock.send
         self.laddr: tuple | None = None
         self.raddr: tuple | None = None
         self._drained = False
@@ -62,7 +60,7 @@ class Conn:
         pd = self.pd
         if pd.closing or pd.rd < 0:
             pd.checkerr("r")
-        recv = self._recv
+        recv = self.sock.recv
         if n > _MAXREAD:
             n = _MAXREAD
         if self._drained:
@@ -76,18 +74,19 @@ class Conn:
         while True:
             try:
                 data = recv(n)
-            except BlockingIOError:
-                await pd.wait("r")
-                if pd.closing or pd.rd < 0:
-                    pd.checkerr("r")
-                continue
-            except InterruptedError:
-                continue
+            except (BlockingIOError, InterruptedError):
+                data = None
             except OSError as e:
                 raise _sockerr(e, self.closed) from None
-            if len(data) < n and data:
-                self._drained = True
-            return data
+            if data is not None:
+                if len(data) < n and data:
+                    self._drained = True
+                return data
+            # Parked outside the except clause: a G suspended inside one keeps the exception
+            # and its traceback alive (hundreds of bytes per idle connection).
+            await pd.wait("r")
+            if pd.closing or pd.rd < 0:
+                pd.checkerr("r")
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
         """Write all of ``data``, parking whenever the socket buffer is full; return len(data).
@@ -98,7 +97,7 @@ class Conn:
         pd = self.pd
         if pd.closing or pd.wd < 0:
             pd.checkerr("w")
-        send = self._send
+        send = self.sock.send
         total = len(data)
         try:
             n = send(data)
@@ -114,16 +113,16 @@ class Conn:
         while view:
             try:
                 n = send(view)
-            except BlockingIOError:
-                await pd.wait("w")
-                if pd.closing or pd.wd < 0:
-                    pd.checkerr("w")
-                continue
-            except InterruptedError:
-                continue
+            except (BlockingIOError, InterruptedError):
+                n = -1
             except OSError as e:
                 raise _sockerr(e, self.closed) from None
-            view = view[n:]
+            if n >= 0:
+                view = view[n:]
+                continue
+            await pd.wait("w")
+            if pd.closing or pd.wd < 0:
+                pd.checkerr("w")
         return total
 
     def close_write(self) -> None:
@@ -188,24 +187,22 @@ class Listener:
             pd.checkerr("r")
         while True:
             try:
-                fd, raddr = self.sock._accept()
-            except BlockingIOError:
+                fd = self.sock._accept()[0]
+            except (BlockingIOError, InterruptedError):
+                fd = -1
+            except OSError as e:
+                raise _sockerr(e, self.closed) from None
+            if fd < 0:
                 await pd.wait("r")
                 if pd.closing or pd.rd < 0:
                     pd.checkerr("r")
                 continue
-            except InterruptedError:
-                continue
-            except OSError as e:
-                raise _sockerr(e, self.closed) from None
             s = socket.socket(self.sock.family, socket.SOCK_STREAM, 0, fileno=fd)
             try:
-                c = Conn(s)
+                return Conn(s)
             except BaseException:
                 s.close()
                 raise
-            c.raddr = raddr
-            return c
 
     def close(self) -> None:
         """Stop listening; a G parked in accept raises ErrNetClosing. Idempotent."""

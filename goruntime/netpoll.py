@@ -202,6 +202,12 @@ class Netpoller:
 
 _initlock = threading.Lock()
 
+# pollDescs share a fixed set of locks, picked by fd: a lock is held only for a few
+# assignments and never together with another pollDesc's, so sharing costs no deadlock and
+# next to no contention, and saves a lock object per connection.
+_NLOCKS = 64
+_locks = [threading.Lock() for _ in range(_NLOCKS)]
+
 
 def netpollGenericInit() -> Netpoller:
     """Return the running scheduler's Netpoller, creating it on first use (thread-safe)."""
@@ -244,14 +250,14 @@ class pollDesc:
         "wseq",
         "closing",
         "hup",
-        "rcommit",
-        "wcommit",
+        "rgp",
+        "wgp",
     )
 
     def __init__(self, fd: int, poller: Netpoller) -> None:
         self.fd = fd
         self.poller = poller
-        self.lock = threading.Lock()
+        self.lock = _locks[fd % _NLOCKS]
         self.rg: Any = None
         self.wg: Any = None
         self.rd = 0.0
@@ -267,8 +273,8 @@ class pollDesc:
         # processed after it, which sets pdReady or wakes the G. A FIN that arrived with the
         # data would leave no later event, hence the flag (set before the unblock).
         self.hup = False
-        self.rcommit: tuple | None = None
-        self.wcommit: tuple | None = None
+        self.rgp: Any = None  # the G between pdWait and its commit
+        self.wgp: Any = None
 
     def __repr__(self) -> str:
         return f"<pollDesc fd={self.fd} rg={self.rg!r} wg={self.wg!r} closing={self.closing}>"
@@ -332,40 +338,34 @@ class pollDesc:
                 elif self.wg is pdWait:
                     self.wg = None
             self.checkerr(mode)
-        return proc.gopark(self._commit(r), "IO wait")
-
-    def _commit(self, r: bool) -> Any:
-        # The unlockf for gopark: pdWait -> the G, unless something replaced pdWait. Built
-        # once per (G, mode) and reused: a connection is usually served by one G.
-        g = proc.getg()
-        cached = self.rcommit if r else self.wcommit
-        if cached is not None and cached[0] is g:
-            return cached[1]
-        lock = self.lock
-        waiters = self.poller.waiters
         if r:
+            self.rgp = proc.getg()
+            return proc.gopark(self._commit_r, "IO wait")
+        self.wgp = proc.getg()
+        return proc.gopark(self._commit_w, "IO wait")
 
-            def commit() -> bool:
-                with lock:
-                    if self.rg is pdWait:
-                        self.rg = g
-                        waiters.add(g)
-                        return True
-                    return False
+    # gopark's unlockf: pdWait -> the parked G, unless an event or error replaced pdWait.
+    # Bound methods rather than closures: nothing per pollDesc stays allocated when idle.
 
-            self.rcommit = (g, commit)
-        else:
+    def _commit_r(self) -> bool:
+        with self.lock:
+            if self.rg is pdWait:
+                g = self.rg = self.rgp
+                self.rgp = None
+                self.poller.waiters.add(g)
+                return True
+            self.rgp = None
+            return False
 
-            def commit() -> bool:
-                with lock:
-                    if self.wg is pdWait:
-                        self.wg = g
-                        waiters.add(g)
-                        return True
-                    return False
-
-            self.wcommit = (g, commit)
-        return commit
+    def _commit_w(self) -> bool:
+        with self.lock:
+            if self.wg is pdWait:
+                g = self.wg = self.wgp
+                self.wgp = None
+                self.poller.waiters.add(g)
+                return True
+            self.wgp = None
+            return False
 
     def unblock(self, mode: str, ioready: bool) -> Any:
         """Go's netpollunblock: record readiness (or an error) for ``mode``; return the G to
@@ -407,24 +407,21 @@ class pollDesc:
         now = time.monotonic()
         d = 0.0 if t is None else (t if t > now else -1.0)
         wake = []
-        stop = []
         with self.lock:
             if self.closing:
                 return
             if "r" in mode:
                 self.rd = d
-                self.rseq += 1
-                rseq = self.rseq
-                if self.rt is not None:
-                    stop.append(self.rt)
-                    self.rt = None
             if "w" in mode:
                 self.wd = d
-                self.wseq += 1
-                wseq = self.wseq
-                if self.wt is not None:
-                    stop.append(self.wt)
-                    self.wt = None
+            # As Go's poll_runtime_pollSetDeadline: any change re-arms both timers from rd
+            # and wd, one timer when they are equal (so a G that saw its read time out finds
+            # its write timed out too); the seqs make the old timers' firings no-ops.
+            self.rseq += 1
+            self.wseq += 1
+            rd, wd, rseq, wseq = self.rd, self.wd, self.rseq, self.wseq
+            stop = [tm for tm in (self.rt, self.wt) if tm is not None]
+            self.rt = self.wt = None
             if d < 0:
                 for m in mode:
                     g = self._unblock_locked(m, False)
@@ -434,24 +431,28 @@ class pollDesc:
         # timer heap may hold its own lock while calling it.
         for tm in stop:
             tm.stop()
-        if d > 0:
-            if "r" in mode:
-                self._arm("r", d, rseq)
-            if "w" in mode:
-                self._arm("w", d, wseq)
+        if rd > 0 and rd == wd:
+            self._arm("rw", rd, rseq, wseq)
+        else:
+            if rd > 0:
+                self._arm("r", rd, rseq, wseq)
+            if wd > 0:
+                self._arm("w", wd, rseq, wseq)
         for g in wake:
             proc.goready(g, False)
 
-    def _arm(self, mode: str, when: float, seq: int) -> None:
-        tm = timers.addtimer(when, _deadlineimpl, (self, mode, seq))
+    def _arm(self, mode: str, when: float, rseq: int, wseq: int) -> None:
+        tm = timers.addtimer(when, _deadlineimpl, (self, mode, rseq, wseq))
         with self.lock:
-            if mode == "r" and self.rseq == seq:
+            kept = False
+            if "r" in mode and self.rseq == rseq:
                 self.rt = tm
-                return
-            if mode == "w" and self.wseq == seq:
+                kept = True
+            if "w" in mode and self.wseq == wseq:
                 self.wt = tm
-                return
-        tm.stop()  # superseded while we armed it
+                kept = True
+        if not kept:
+            tm.stop()  # superseded while we armed it
 
     # -- close -------------------------------------------------------------------------------
 
@@ -491,18 +492,17 @@ class pollDesc:
 def _deadlineimpl(arg: tuple) -> None:
     # A deadline timer fired (Go's netpolldeadlineimpl). It runs on an M, not in a G; a
     # stale timer (its deadline reset or the fd closed since) finds the seq changed.
-    pd, mode, seq = arg
+    pd, mode, rseq, wseq = arg
+    wake = []
     with pd.lock:
-        if mode == "r":
-            if pd.rseq != seq:
-                return
+        if "r" in mode and pd.rseq == rseq:
             pd.rd = -1.0
             pd.rt = None
-        else:
-            if pd.wseq != seq:
-                return
+            wake.append(pd._unblock_locked("r", False))
+        if "w" in mode and pd.wseq == wseq:
             pd.wd = -1.0
             pd.wt = None
-        g = pd._unblock_locked(mode, False)
-    if g is not None:
-        proc.goready(g, False)
+            wake.append(pd._unblock_locked("w", False))
+    for g in wake:
+        if g is not None:
+            proc.goready(g, False)

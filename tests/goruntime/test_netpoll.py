@@ -294,3 +294,21 @@ def test_net_outside_run_is_an_error():
     finally:
         a.close()
         b.close()
+
+
+def test_changing_one_deadline_keeps_the_other(procs):
+    async def main():
+        a, b = socket.socketpair()
+        c = Conn(a)
+        c.set_deadline(time.monotonic() + 0.1)  # read and write: one timer
+        c.set_read_deadline(None)  # the write deadline must still fire
+        await rt.sleep(0.2)
+        with pytest.raises(Timeout):
+            await c.write(b"x")
+        b.send(b"r")
+        assert await c.read(1) == b"r"
+        c.close()
+        b.close()
+        return True
+
+    assert rt.run(main(), procs=procs)
