@@ -6,12 +6,22 @@ so a bad command line fails fast with one line and exit code 2.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 from loadgen.config import UsageError, parse, parse_worker
 
 
+def _exit_quietly(signum: int, _frame) -> None:
+    os._exit(128 + signum)  # nothing started yet: no worker to stop, no result to keep
+
+
 def main(argv: list[str]) -> int:
+    # Until gevent's handlers take over (after Locust's import), Ctrl-C must not print a
+    # KeyboardInterrupt traceback from the middle of an import.
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _exit_quietly)
     try:
         if argv[:1] == ["worker"]:
             host, port, with_parent = parse_worker(argv[1:])

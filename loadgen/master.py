@@ -179,19 +179,27 @@ class Master:
                             "the measure phase")
         return result.assemble(cfg.to_dict(), ramp, list(self.finals.values()), self.buckets)
 
-    def stop(self) -> None:
-        """Tell workers to quit, then make sure every local worker process is gone."""
+    def stop(self, graceful: bool) -> None:
+        """Make sure every local worker process is gone: Locust's quit message first (when
+        graceful), then SIGTERM, then SIGKILL, each bounded in time."""
         try:
             self.runner.quit()
         except Exception:  # noqa: BLE001 - stopping must go on
             pass
-        deadline = perf_counter() + 5.0
-        for p in self.procs:
-            try:
-                p.wait(timeout=max(0.1, deadline - perf_counter()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        for sig, grace in (((None, 3.0),) if graceful else ()) + (
+                (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+            alive = [p for p in self.procs if p.poll() is None]
+            if not alive:
+                return
+            for p in alive:
+                if sig is not None:
+                    p.send_signal(sig)
+            deadline = perf_counter() + grace
+            for p in alive:
+                try:
+                    p.wait(timeout=max(0.05, deadline - perf_counter()))
+                except subprocess.TimeoutExpired:
+                    pass
 
 
 def write_json_atomic(path: str, data: dict) -> None:
@@ -226,7 +234,7 @@ def run_master(cfg: Config) -> int:
             outcome["error"] = e  # caught here so gevent prints no traceback
         finally:
             if m is not None:
-                m.stop()
+                m.stop(graceful="error" not in outcome)
 
     g = gevent.spawn(orchestrate)
 
