@@ -22,6 +22,7 @@ import gevent
 import locust.runners
 from locust.env import Environment
 from locust.event import Events
+from locust.exception import RPCError
 
 import loadgen
 from loadgen import result
@@ -53,7 +54,11 @@ class Master:
         self.env = Environment(user_classes=[EchoUser], events=Events())
         host, port = split_hostport(cfg.master_bind, "--master-bind")
         self.bind_host = host
-        self.runner = self.env.create_master_runner(host, port)
+        try:
+            self.runner = self.env.create_master_runner(host, port)
+        except (SystemExit, RPCError):  # Locust may log "port busy" and exit
+            raise RunFailed(f"cannot listen for workers on {cfg.master_bind} "
+                            "(port in use?): choose another --master-bind") from None
         self.port = self.runner.server.port
         self.procs: list[subprocess.Popen] = []
         self.status: dict[str, dict] = {}
@@ -118,7 +123,7 @@ class Master:
             now = perf_counter()
             if now >= self.next_progress:
                 self.progress(now)
-                self.next_progress += 1.0
+                self.next_progress = max(self.next_progress + 1.0, now + 0.5)
             for i, p in enumerate(self.procs):
                 if p.poll() is not None:
                     raise RunFailed(f"local worker {i} (pid {p.pid}) exited with code "
