@@ -34,20 +34,17 @@ def _sockerr(e: OSError, closed: bool) -> OSError:
 class Conn:
     """A connected TCP socket. ``read``/``write`` are awaitables; the rest is synchronous."""
 
-    __slots__ = ("sock", "pd", "fd", "closed", "laddr", "raddr", "_drained")
+    __slots__ = ("sock", "pd", "closed", "_drained")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self.sock = sock
-        self.fd = sock.fileno()
-        self.pd: pollDesc = poll_open(self.fd)
+        self.pd: pollDesc = poll_open(sock.fileno())
         self.closed = False
-        self.laddr: tuple | None = None
-        self.raddr: tuple | None = None
         self._drained = False
 
     def __repr__(self) -> str:
-        return f"<Conn fd={self.fd} closed={self.closed}>"
+        return f"<Conn fd={self.pd.fd} closed={self.closed}>"
 
     async def read(self, n: int) -> bytes:
         """Read up to ``n`` bytes; wait until at least one is available. ``b""`` at EOF.
@@ -150,14 +147,10 @@ class Conn:
         self.pd.set_deadline(t, "w")
 
     def local_addr(self) -> tuple:
-        if self.laddr is None:
-            self.laddr = self.sock.getsockname()
-        return self.laddr
+        return self.sock.getsockname()
 
     def remote_addr(self) -> tuple:
-        if self.raddr is None:
-            self.raddr = self.sock.getpeername()
-        return self.raddr
+        return self.sock.getpeername()
 
 
 class Listener:

@@ -20,6 +20,7 @@ import os
 import select
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
@@ -103,9 +104,9 @@ class Netpoller:
         self.ep.register(self.efd, _EPOLLIN)
         self.pds: dict[int, pollDesc] = {}
         self.wakesig = False
-        # Gs parked on an fd. set.add/discard/len are atomic under the GIL, so this doubles
-        # as Go's atomic netpollWaiters without a lock shared by every pollDesc.
-        self.waiters: set[Any] = set()
+        # One entry per G parked on an fd (Go's atomic netpollWaiters): deque.append, pop and
+        # len are atomic under the GIL, and an entry costs 8 bytes, not a set slot.
+        self.waiters: deque[None] = deque()
         self.closed = False
         self.on_close: list[Any] = []  # callables run by close() (signal.py restores state)
 
@@ -350,9 +351,9 @@ class pollDesc:
     def _commit_r(self) -> bool:
         with self.lock:
             if self.rg is pdWait:
-                g = self.rg = self.rgp
+                self.rg = self.rgp
                 self.rgp = None
-                self.poller.waiters.add(g)
+                self.poller.waiters.append(None)
                 return True
             self.rgp = None
             return False
@@ -360,9 +361,9 @@ class pollDesc:
     def _commit_w(self) -> bool:
         with self.lock:
             if self.wg is pdWait:
-                g = self.wg = self.wgp
+                self.wg = self.wgp
                 self.wgp = None
-                self.poller.waiters.add(g)
+                self.poller.waiters.append(None)
                 return True
             self.wgp = None
             return False
@@ -392,7 +393,7 @@ class pollDesc:
             self.wg = new
         if new is not None or old is pdWait:
             return None
-        self.poller.waiters.discard(old)
+        self.poller.waiters.pop()
         return old
 
     # -- deadlines ---------------------------------------------------------------------------

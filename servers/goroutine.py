@@ -77,11 +77,9 @@ class GoroutineServer(Server):
             rt.go(self._echo, c, wg)
 
     async def _echo(self, c: rtnet.Conn, wg: rt.WaitGroup) -> None:
-        read = c.read
-        write = c.write
         try:
-            while data := await read(READ_SIZE):
-                await write(data)
+            while data := await c.read(READ_SIZE):
+                await c.write(data)
         except OSError:
             pass  # reset, broken pipe, or closed by shutdown
         finally:
