@@ -538,6 +538,7 @@ def schedule(s: Sched, m: M) -> None:
     parks = 0
     while not s.stopping:
         m.parks = parks
+        m.curg = None
         p = m.p
         if p is None:
             g = findrunnable(s, m)
@@ -595,10 +596,11 @@ def schedule(s: Sched, m: M) -> None:
                 m.parks = parks
                 s.fail(e)
                 return
-            m.curg = None
             if y.__class__ is not tuple:
+                m.curg = None
                 break
-            # park g
+            # park g (m.curg keeps pointing at it until the next G or the outer loop: a
+            # store saved on the hot path; nothing reads it in between)
             parks += 1
             unlockf, g.waitreason = y
             if unlockf is not None and unlockf() is False:
@@ -1072,11 +1074,9 @@ def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> 
             mstart(s, m0)
         finally:
             s.stop()
-            for m in list(s.allm):
-                t = m.thread
+            for t in [m.thread for m in list(s.allm)] + [s.sysmon_thread]:
                 if t is not None:
                     t.join()
-            s.sysmon_thread.join()
             if s.netpoller is not None:
                 try:
                     s.netpoller.close()

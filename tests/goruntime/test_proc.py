@@ -378,3 +378,54 @@ def test_ping_pong_hog(procs):
     factor = 2 if procs == 1 else 5
     assert hog > 0 and light > 0
     assert hog <= factor * light and light <= factor * hog, counts
+
+
+SIGINT_PROG = """
+import signal, sys, threading
+signal.signal(signal.SIGINT, signal.default_int_handler)  # not inherited as ignored
+import goruntime as rt
+
+async def spin():
+    while True:
+        await rt.gosched()
+
+async def main():
+    c = rt.Chan()
+    for _ in range(3):
+        rt.go(c.recv)
+    if sys.argv[1] == "spin":
+        rt.go(spin)
+    print("started", flush=True)
+    await rt.sleep(30)
+
+try:
+    rt.run(main(), procs=int(sys.argv[2]))
+except KeyboardInterrupt:
+    print("interrupted", [t.name for t in threading.enumerate()], flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("mode", ["idle", "spin"])
+def test_ctrl_c_ends_run_with_keyboardinterrupt_and_no_thread_left(procs, mode):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.Popen(
+        [sys.executable, "-c", SIGINT_PROG, mode, str(procs)], cwd=root,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert p.stdout.readline().strip() == "started"
+        time.sleep(0.2)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    assert out.strip() == "interrupted ['MainThread']"
