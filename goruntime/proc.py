@@ -8,26 +8,32 @@ in the runtime (channels, select, sleep, mutex, syscall, netpoll wait) is built 
 Run queues follow Go: per-P local queue of 256 plus ``runnext``, a global queue taken every
 61st schedtick, stealing half of a random victim's queue, spinning Ms bounded to half the busy
 Ps, idle Ms parked on a per-M note and reused, one M blocked in netpoll (or, with no
-netpoller, on its note) until the next timer.
+netpoller, on its note) until the next timer. M0 is the thread that called ``run``, so
+Python's signal handlers run (its note and netpoll waits are interruptible).
 
 Concurrency without atomics: CPython's GIL makes single C-level operations on builtins
 atomic (``deque.append``/``popleft``, ``list.pop``/``append``). The local run queue is a
 deque only its owner appends to; ``runnext`` is a list of at most one G, taken with
 ``pop()`` by its owner or a thief (Go's CAS); everything else shared (global queue, idle P
-and M lists, spinning count) is under ``sched.lock``. With ``procs=1`` a channel handoff
-and a schedule from ``runnext`` take no lock another M can hold.
+and M lists, spinning count) is under ``sched.lock``. With ``procs=1`` only the M holding
+the P runs G code, so channel operations skip their lock (``chan.set_procs``): a channel
+handoff and a schedule from ``runnext`` take no lock at all.
 
 Deviations from Go, made because of the GIL:
 * ``goready`` and ``go`` wake an idle P (``wakep``) only when the P's local queue holds
   work beyond ``runnext``: a G handed to ``runnext`` is usually run by this M at once (the
   readier is about to park), and waking a second M for it would only trade the GIL.
 * A thief steals ``runnext`` only from a P whose running G sysmon has marked as a long
-  run (Go sleeps 3 µs first and steals it anyway).
+  run (Go sleeps 3 µs first and steals it anyway); sysmon also wakes an idle P then.
+* Preemption is cooperative only (Go before 1.14): see sysmon.py.
 
-Interface with the I/O helper: see ``/tmp/c10k-team/RUNTIME_INTERNALS.md``; implemented
-exactly as written there (``getg``, ``G.param``, ``gopark(unlockf, reason)``,
-``goready(g, value, exc)``, ``ready_param``, ``injectglist``, ``sched.netpoller``).
-Addition (backward compatible): :func:`wakeNetPoller` is what ``timers.addtimer`` calls.
+Interface with the I/O helper (``/tmp/c10k-team/RUNTIME_INTERNALS.md``), implemented as
+written there: ``getg``, ``G.param``, ``gopark(unlockf, reason)``, ``goready(g, value,
+exc)``, ``ready_param``, ``injectglist``, ``sched.netpoller``, ``run``, ``syscall``.
+Backward-compatible additions: ``wakeNetPoller(when)`` (what ``timers.addtimer`` calls);
+``preempted()``/``preempt_yield()`` for gopark-free fast paths; ``goready`` wakes an idle P
+under the narrower condition above (the netpoller's ``injectglist`` still starts Ms for
+idle Ps as Go's does).
 """
 
 from __future__ import annotations
