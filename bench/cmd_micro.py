@@ -156,14 +156,15 @@ def _table(run: dict) -> str:
     rows = []
     for c in run["cases"]:
         if not c["values"]:
-            rows.append([c["name"], c["procs"], "", "failed: " + "; ".join(c["errors"]), "", ""])
+            rows.append([c["name"], c["procs"], "", "failed: " + c["errors"][-1], "", "", 0])
             continue
         s = stats.summarize(c["values"])
         sp = s.spread_pct
         go = f"{fmt_value(s.median)} ± {'∞' if sp is None else f'{sp:.0f}%'}"
         aio = fmt_value(statistics.median(c["asyncio_values"])) if c["asyncio_values"] else "—"
         ratio = "—" if c["ratio_median"] is None else f"{c['ratio_median']:.2f}×"
-        rows.append([c["name"], c["procs"], c["loops"], go, aio, ratio, s.n])
+        n = f"{s.n} ({len(c['errors'])} failed)" if c["errors"] else s.n
+        rows.append([c["name"], c["procs"], c["loops"], go, aio, ratio, n])
     return tabulate(rows, headers=["benchmark", "procs", "loops", "goruntime µs/op",
                                    "asyncio µs/op", "ratio", "n"], disable_numparse=True)
 
@@ -196,8 +197,6 @@ def run(args) -> int:
     for rnd in range(args.processes):
         for (name, p), case in cases.items():
             done += 1
-            if case["errors"]:
-                continue  # failed once: its loops are unknown and it would likely fail again
             prefix = f"[{done}/{total}] {name} procs={p} process {rnd + 1}/{args.processes}"
             print(f"{prefix} ...", end="", file=sys.stderr, flush=True)
             try:
@@ -218,6 +217,9 @@ def run(args) -> int:
                        if res["asyncio_values"] else "")
                 print(f" {fmt_value(med)} µs/op{aio}", file=sys.stderr)
             path = store.save_run(run_doc, args.out)
+    # A failed worker is recorded and the case's other processes still run: a flaky
+    # failure costs one process's values, not the case; compare calls a case with no
+    # value at all "failed".
     failed = [f"{c['name']}-{c['procs']}" for c in cases.values() if c["errors"]]
     run_doc["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     run_doc["summary"] = {"cases": len(cases), "failed": failed,

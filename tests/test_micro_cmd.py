@@ -112,3 +112,13 @@ def test_calibration_reaches_the_minimum_time_without_overshooting():
     assert calls[-2] * 3e-6 < 0.1  # the previous try was too short
     assert loops * 3e-6 < 0.1 * 10  # at most one ×10 step past the target
     assert all(b / a <= 10 for a, b in zip(calls, calls[1:], strict=False))
+
+
+def test_a_failing_worker_is_reported_in_one_line():
+    from types import SimpleNamespace
+
+    from bench import cmd_micro
+
+    args = SimpleNamespace(values=1, warmups=0, min_time=0.01, loops=None)
+    with pytest.raises(RuntimeError, match=r"^micro_worker: no benchmark named 'NoSuch'$"):
+        cmd_micro._run_worker("NoSuch", 1, args, None, None)
