@@ -140,6 +140,7 @@ class Netpoller:
         torun = []
         pds = self.pds
         efd = self.efd
+        waiters = self.waiters
         for fd, ev in events:
             if fd == efd:
                 if delay != 0:
@@ -154,18 +155,33 @@ class Netpoller:
             pd = pds.get(fd)
             if pd is None:
                 continue
-            # Reading pdReady without the lock is safe: only the G's wait moves rg/wg away
-            # from pdReady, and skipping then is the same as unblocking just before it.
+            # netpollready, with netpollunblock(ioready=True) inlined: this loop runs once per
+            # event. Reading pdReady without the lock is safe: only the G's wait moves rg/wg
+            # away from pdReady, and skipping then is the same as unblocking just before it.
             if ev & _READ_EVENTS:
                 if ev & _HUP_EVENTS:
                     pd.hup = True  # before the unblock: see pollDesc.hup
                 if pd.rg is not pdReady:
-                    g = pd.unblock("r", True)
+                    with pd.lock:
+                        g = pd.rg
+                        if g is None or g is pdWait:
+                            pd.rg = pdReady
+                            g = None
+                        elif g is not pdReady:
+                            pd.rg = None  # a parked G: it gets True as its wakeup value
                     if g is not None:
+                        waiters.pop()
                         torun.append(g)
             if ev & _WRITE_EVENTS and pd.wg is not pdReady:
-                g = pd.unblock("w", True)
+                with pd.lock:
+                    g = pd.wg
+                    if g is None or g is pdWait:
+                        pd.wg = pdReady
+                        g = None
+                    elif g is not pdReady:
+                        pd.wg = None
                 if g is not None:
+                    waiters.pop()
                     torun.append(g)
         if torun:
             ready_param = proc.ready_param
