@@ -794,7 +794,7 @@ def findrunnable(s: Sched, m: M) -> G | None:
                     injectglist(gs)
                     return g
                 continue
-        stopm(s, m, pollUntil)
+        stopm(s, m, 0.0 if s.polling else pollUntil)  # the poller wakes for timers
     return None
 
 

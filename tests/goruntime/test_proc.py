@@ -429,3 +429,41 @@ def test_ctrl_c_ends_run_with_keyboardinterrupt_and_no_thread_left(procs, mode):
             p.wait()
     assert p.returncode == 130, err
     assert out.strip() == "interrupted ['MainThread']"
+
+
+@pytest.mark.parametrize("how", ["goready", "injectglist"])
+def test_goready_and_injectglist_from_a_foreign_thread(procs, how):
+    """Another thread (as sysmon or the netpoller) makes parked Gs runnable."""
+
+    async def main():
+        got = []
+        parked = []
+
+        async def waiter(i):
+            parked.append(proc.getg())
+            got.append((i, await proc.gopark(None, "test")))
+
+        for i in range(5):
+            rt.go(waiter, i)
+        while len(parked) < 5:
+            await rt.sleep(0.001)
+
+        def wake():
+            time.sleep(0.01)
+            if how == "goready":
+                for g in parked:
+                    proc.goready(g, f"v{g.goid}")
+            else:
+                for g in parked:
+                    proc.ready_param(g, f"v{g.goid}")
+                proc.injectglist(list(parked))
+
+        t = threading.Thread(target=wake)
+        t.start()
+        while len(got) < 5:
+            await rt.sleep(0.001)
+        t.join()
+        return sorted(got), [g.goid for g in parked]
+
+    got, goids = rt.run(main(), procs=procs)
+    assert [v for _, v in got] == sorted(f"v{goid}" for goid in goids)
