@@ -35,7 +35,7 @@ WORKER_CONNECT_TIMEOUT_S = 60.0
 # (3 missed -> "missing", its users taken away) would cut a run short that should only be
 # reported as saturated.
 locust.runners.HEARTBEAT_LIVENESS = 10
-FINAL_GRACE_S = 15.0
+FINAL_GRACE_S = 30.0  # an overloaded worker reports late; give up only after this
 
 
 class Interrupted(BaseException):
