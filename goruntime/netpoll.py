@@ -3,15 +3,18 @@
 After Go's runtime/netpoll.go and netpoll_epoll.go. Every fd is registered once, when it is
 opened, edge-triggered for read, write and hang-up. A pollDesc keeps one read and one write
 semaphore (``rg``/``wg``), each ``None`` (nothing), ``pdReady`` (an event arrived that nobody
-has consumed yet), ``pdWait`` (a G is about to park) or the parked G itself. The transitions
-are made under the pollDesc's lock, so an event that arrives before the G parks is never lost
-and a G is never woken twice. ``netpoll(delay)`` turns epoll events into runnable Gs, which
-the scheduler (proc.findrunnable, sysmon) injects into run queues; ``netpoll_break`` wakes
-the one M blocked in ``epoll_wait`` through an eventfd.
+has consumed yet), ``pdWait`` (a G is about to park) or the parked G itself. Transitions are
+made under a lock (one of a few shared by fd number), so an event that arrives before the G
+parks is never lost and a G is never woken twice. ``netpoll(delay)`` turns epoll events into
+runnable Gs, which the scheduler (proc.findrunnable, sysmon) injects into run queues;
+``netpoll_break`` wakes the one M blocked in ``epoll_wait`` through an eventfd.
 
-A G that waits for I/O does so only after the syscall returned EAGAIN (internal/poll), so a
-spurious wakeup costs one extra syscall and is always harmless; a lost one would hang a
-connection, which is what the state machine rules out.
+A G waits for I/O only after its syscall returned EAGAIN (internal/poll/fd_unix.go) or after
+a read that drained the socket (see ``pollDesc.hup``), and it retries the syscall after every
+wakeup: a spurious wakeup costs one extra syscall and is harmless; a lost one would hang a
+connection, which is what the state machine rules out. Deadlines are timers (timers.addtimer)
+that mark the pollDesc expired and wake its waiters; close (``evict``) does the same with
+``closing``. A woken G learns which from its wakeup value (True: I/O ready) and the flags.
 """
 
 from __future__ import annotations
