@@ -84,13 +84,15 @@ class _SigState:
             try:
                 data = rsock.recv(256)
             except BlockingIOError:
+                data = None
+            except OSError:
+                return
+            if data is None:
                 try:
                     await pd.wait("r")
                 except netpoll.ErrNetClosing:
                     return
                 continue
-            except OSError:
-                return
             for signum in data:
                 chans = self.chans.get(signum)
                 if not chans:
