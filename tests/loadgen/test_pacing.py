@@ -10,7 +10,32 @@ from tests.loadgen.conftest import run_loadgen
 NO_ERRORS = {"refused": 0, "reset": 0, "timeout": 0, "corrupt": 0, "closed": 0, "other": 0}
 
 
+LATENCY_KEYS = {"p50", "p90", "p99", "p99.9", "p99.99", "max", "mean", "count"}
+
+
+def _has_the_agreed_keys(r: dict) -> None:
+    """Exactly the keys of HARNESS_INTERFACES.md (the runner codes against them)."""
+    assert set(r) == {"config", "connections", "connect_errors", "errors", "measure_s",
+                      "messages", "bytes", "rate", "fairness", "latency_us", "histograms",
+                      "intervals", "workers", "saturated", "saturation_reason"}
+    assert set(r["connections"]) == {"target", "connected", "served", "ramp_timed_out",
+                                     "ramp_s"}
+    assert set(r["connect_errors"]) == {"refused", "reset", "timeout", "other"}
+    assert set(r["errors"]) == set(NO_ERRORS)
+    assert set(r["rate"]) == {"target", "achieved"}
+    assert set(r["fairness"]) == {"min", "median", "max", "jain", "starved"}
+    assert set(r["latency_us"]) == set(r["histograms"]) == {"corrected", "uncorrected"}
+    assert set(r["latency_us"]["corrected"]) == set(r["latency_us"]["uncorrected"]) \
+        == LATENCY_KEYS
+    for i in r["intervals"]:
+        assert set(i) == {"t", "messages", "rate", "p50_us", "p99_us"}
+    for w in r["workers"]:
+        assert set(w) == {"index", "connections", "cpu_percent", "pid"}
+    assert isinstance(r["saturated"], bool)
+
+
 def _consistent(r: dict, size: int) -> None:
+    _has_the_agreed_keys(r)
     assert r["errors"] == NO_ERRORS
     assert sum(r["connect_errors"].values()) == 0
     assert r["connections"]["connected"] == r["connections"]["target"]
