@@ -52,22 +52,20 @@ class Conn:
         Raises ErrNetClosing if the conn is (or gets) closed, Timeout past the read
         deadline, and the socket's error (ConnectionResetError, ...) otherwise.
         """
-        if n <= 0:
-            return b""
+        if not 0 < n <= _MAXREAD:
+            if n <= 0:
+                return b""
+            n = _MAXREAD
         pd = self.pd
+        if self._drained and not pd.hup:
+            # The last read drained the socket: wait first instead of a read that would
+            # only say EAGAIN (see pollDesc.hup for why no byte can be missed). wait()
+            # raises at once if the conn is closing or past its deadline.
+            self._drained = False
+            await pd.wait("r")
         if pd.closing or pd.rd < 0:
             pd.checkerr("r")
         recv = self.sock.recv
-        if n > _MAXREAD:
-            n = _MAXREAD
-        if self._drained:
-            # The last read drained the socket: wait first instead of a read that would
-            # only say EAGAIN (see pollDesc.hup for why no byte can be missed).
-            self._drained = False
-            if not pd.hup:
-                await pd.wait("r")
-                if pd.closing or pd.rd < 0:
-                    pd.checkerr("r")
         while True:
             try:
                 data = recv(n)
@@ -76,8 +74,8 @@ class Conn:
             except OSError as e:
                 raise _sockerr(e, self.closed) from None
             if data is not None:
-                if len(data) < n and data:
-                    self._drained = True
+                if len(data) < n:
+                    self._drained = True  # b"" too: harmless, hup is set at EOF
                 return data
             # Parked outside the except clause: a G suspended inside one keeps the exception
             # and its traceback alive (hundreds of bytes per idle connection).
