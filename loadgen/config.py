@@ -172,12 +172,14 @@ def parse(argv: list[str]) -> Config:
         raise UsageError("--rate applies to --mode open only; drop it for --mode closed")
     if a.remote_workers < 0:
         raise UsageError(f"--remote-workers must be >= 0, got {a.remote_workers}")
-    workers = a.workers if a.workers is not None else default_workers(a.connections)
-    if workers + a.remote_workers > a.connections:
+    if a.remote_workers >= a.connections:
         raise UsageError(
-            f"{workers + a.remote_workers} workers for {a.connections} connections: "
-            "each worker needs at least one connection; lower --workers"
+            f"{a.remote_workers} remote workers for {a.connections} connections: "
+            "each worker needs at least one connection; lower --remote-workers"
         )
+    # More local workers than connections would idle: the resolved config shows the clamp.
+    workers = a.workers if a.workers is not None else default_workers(a.connections)
+    workers = min(workers, a.connections - a.remote_workers)
     split_hostport(a.master_bind, "--master-bind")
     try:
         host = socket.getaddrinfo(a.host, a.port, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]

@@ -20,7 +20,7 @@ BAD = [
     (["--port", "1", "--connections", "2", "--mode", "open"], "--rate"),
     (["--port", "1", "--connections", "2", "--rate", "10"], "--rate"),
     (["--port", "1", "--connections", "2", "--mode", "sideways"], "--mode"),
-    (["--port", "1", "--connections", "2", "--workers", "3"], "--workers"),
+    (["--port", "1", "--connections", "2", "--remote-workers", "2"], "--remote-workers"),
     (["--port", "1", "--connections", "2", "--duration", "-1"], "--duration"),
     (["--port", "1", "--connections", "30000", "--workers", "1"], "fd"),
     (["--port", "1", "--connections", "2", "--json-out", "/nonexistent/dir/r.json"], "json-out"),

@@ -87,12 +87,14 @@ def test_open_loop_per_message_connections(asyncio_server):
                     "--rate", "200", "--duration", "2", "--warmup", "0",
                     "--conn-mode", "per-message", "--workers", "1")
     _consistent(r, 64)
+    assert r["config"]["conn_mode"] == "per-message" and r["config"]["workers"] == 1
     assert r["messages"] == pytest.approx(400, rel=0.05)
 
 
 @pytest.mark.parametrize("size", [1, 7, 1 << 20])
 def test_sizes_from_one_byte_to_one_mebibyte(asyncio_server, size):
     r = run_loadgen(asyncio_server.port, "--connections", "2", "--duration", "1",
-                    "--warmup", "0", "--workers", "1", "--size", str(size))
+                    "--warmup", "0", "--workers", "3", "--size", str(size))
     _consistent(r, size)
+    assert r["config"]["workers"] == 2  # clamped: a worker needs a connection
     assert r["messages"] >= 5
