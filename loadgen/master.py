@@ -69,7 +69,7 @@ class Master:
         self.next_progress = self.t0 + 1.0
         self.last_messages = (self.t0, 0)
         self.env.events.worker_report.add_listener(self._on_report)
-        self.runner.register_message("lg_final", self._on_final)
+        self.runner.register_message("lg_final", self._on_final, concurrent=True)
         self.runner.register_message("lg_ramp", self._on_ramp)
 
     # -- messages from workers
