@@ -462,8 +462,7 @@ def stopm(s: Sched, m: M, pollUntil: float) -> None:
         elif len(s.midle) == len(s.allm):
             checkdead(s)
             if s.stopping:
-                s.midle.remove(m)
-                return
+                return  # checkdead emptied midle and released every note, ours too
     m.blocked = True
     got = m.note.acquire(True, timeout)
     m.blocked = False
