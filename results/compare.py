@@ -222,6 +222,11 @@ def run_warnings(old: dict, new: dict) -> list[str]:
     if diff:
         out.append("runs have different configs (" + "; ".join(diff) + ")")
     for side, run in (("old", old), ("new", new)):
+        flaky = [micro_label(c) for c in run["cases"]
+                 if run["kind"] == "micro" and c.get("errors") and c.get("values")]
+        if flaky:
+            out.append(f"{side} run {run['id']}: some worker processes failed in "
+                       f"{', '.join(flaky)} (fewer values)")
         if run.get("git", {}).get("dirty"):
             out.append(f"{side} run {run['id']} was taken on a dirty tree (uncommitted changes)")
     return out

@@ -223,3 +223,15 @@ def test_a_bare_latest_means_the_latest_run_of_the_other_sides_kind(capsys):
     code, out, err = cli(capsys, "compare", "20260101-000000-aaaaaaa", "latest")
     assert code == 0, err
     assert "new: 20260101-000100-aaaaaaa" in out
+
+
+def test_warns_when_some_worker_processes_of_a_case_failed(capsys):
+    old = micro_run("20260101-000000-aaaaaaa", NAMES, seed=1)
+    new = micro_run("20260101-000100-aaaaaaa", NAMES, seed=2)
+    new["cases"][1]["errors"] = ["micro_worker: Gosched: RuntimeError: boom"]
+    save(old)
+    save(new)
+    code, out, _ = cli(capsys, "compare", old["id"], new["id"])
+    assert code == 0
+    assert ("warning: new run 20260101-000100-aaaaaaa: some worker processes failed in "
+            "Gosched-1 (fewer values)") in out
