@@ -1040,9 +1040,14 @@ def default_procs() -> int:
 def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> Any:
     """Run ``main`` as the main G on ``procs`` Ps (GOMAXPROCS); return its result.
 
-    The calling thread is M0. Other Gs are abandoned when main returns (as in Go). Raises
-    the exception that escaped any G (a panic ends the program), or ``Deadlock`` when no G
-    can ever run again. Every M thread and sysmon have exited when this returns.
+    The calling thread is M0. Other Gs are abandoned when main returns (as in Go): never
+    started ones are closed, parked ones are left to the garbage collector. Raises the
+    exception that escaped any G (a panic ends the program), with that G's traceback, or
+    ``Deadlock`` when no G can ever run again (none runnable, no timer pending, none in a
+    syscall, none parked on the network). Every M thread and sysmon have exited when this
+    returns; it waits for Ms blocked in ``syscall`` to come back (Go would just exit), and
+    a G that never awaits keeps its M, and so ``run``, from finishing. ``run`` may be called
+    again afterwards; only one run at a time per process.
     """
     global sched, last_sched
     if not isinstance(main, Coroutine):
