@@ -1,4 +1,4 @@
-"""``runner.py baseline save NAME [RUN]`` and ``runner.py baseline list``.
+"""``runner.py baseline save NAME [RUN]``, ``baseline list`` and ``baseline show NAME``.
 
 A baseline is a copy of a run file under ``results/baselines/NAME.json``, which
 ``runner.py compare baseline:NAME RUN`` reads. Baselines belong to the machine they were
@@ -18,7 +18,7 @@ from tabulate import tabulate
 from bench import UsageError
 from results import store
 
-HELP = "save a run as a named baseline (results/baselines/NAME.json), or list baselines"
+HELP = "save a run as a named baseline (results/baselines/NAME.json), list or show them"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("run_ref", nargs="?", default="latest", metavar="RUN",
                    help="run id, path, latest, latest:micro or latest:bench (default latest)")
     sub.add_parser("list", help="list the saved baselines")
+    sh = sub.add_parser("show", help="describe baseline NAME; exit 2 if there is none")
+    sh.add_argument("name")
 
 
 def _atomic_copy(data: bytes, target: Path) -> None:
@@ -69,6 +71,15 @@ def run(args) -> int:
         verb = "replaced" if existed else "saved"
         print(f"{verb} baseline {args.name!r}: {run_doc['kind']} run {run_doc['id']} "
               f"(git {run_doc['git']['sha'][:10]}) -> {target}")
+        return 0
+    if args.action == "show":
+        try:
+            r, path = store.load_run(f"baseline:{args.name}")
+        except store.RunFileError as e:
+            raise UsageError(f"{e}: save one with `runner.py baseline save {args.name} [RUN]`") \
+                from None
+        print(f"baseline {args.name!r}: {r['kind']} run {r['id']} (git {r['git']['sha'][:10]}, "
+              f"{len(r['cases'])} cases, machine {r['machine']['hostname']}) at {path}")
         return 0
     rows = []
     for path in sorted(store.BASELINES_DIR.glob("*.json")):

@@ -140,3 +140,13 @@ def test_baseline_bad_input_is_one_line_exit_2(capsys, argv, msg):
 def test_baseline_list_when_there_is_none(capsys):
     code, out, _ = cli(capsys, "baseline", "list")
     assert code == 0 and "no baselines" in out and "baseline save" in out
+
+
+def test_baseline_show_describes_it_or_says_how_to_save_one(capsys):
+    code, out, err = cli(capsys, "baseline", "show", "micro")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "runner.py baseline save micro" in err
+    save(micro_run("20260101-000000-aaaaaaa", {"ChanSync": 2.0}))
+    cli(capsys, "baseline", "save", "micro")
+    code, out, _ = cli(capsys, "baseline", "show", "micro")
+    assert code == 0 and out.startswith("baseline 'micro': micro run 20260101-000000-aaaaaaa")
