@@ -333,9 +333,7 @@ def runqput(p: P, g: G) -> None:
         except IndexError:  # thieves emptied it meanwhile
             break
     take(g)
-    s = sched
-    with s.lock:
-        s.globrunq.extend(batch)
+    sched.globrunq.extend(batch)  # atomic; the caller holds p, so no wakeup is lost
 
 
 def globrunqget(s: Sched, p: P, max_: int = 0) -> G | None:
@@ -624,8 +622,7 @@ def schedule(s: Sched, m: M) -> None:
                     except IndexError:
                         pass
                     else:
-                        with s.lock:
-                            globrunq.append(g2)
+                        globrunq.append(g2)  # no lock needed, as for gosched below
                 break
             if (
                 s.stopping
@@ -643,8 +640,10 @@ def schedule(s: Sched, m: M) -> None:
         if y is GOSCHED or y is PREEMPT:
             if y is PREEMPT:
                 m.preempts += 1
-            with s.lock:
-                globrunq.append(g)
+            # No lock: deque.append is atomic, and this M, holding a P, looks at the global
+            # queue before it can sleep, so no wakeup can be lost (appends from threads
+            # without a P take sched.lock and wakep).
+            globrunq.append(g)
             continue
         if y is _EXITSYSCALL:
             # The G came back from a syscall and found no P: queue it globally, go idle.
