@@ -174,3 +174,29 @@ def test_pending_timer_is_not_a_deadlock_but_stopped_one_is(procs):
     with pytest.raises(rt.Deadlock):
         rt.run(main(), procs=procs)
     assert time.monotonic() - t0 < 1.0
+
+
+def test_reset_of_a_fired_timer_returns_false_and_rearms_it(procs):
+    async def main():
+        t = rt.Timer(0.01)
+        first = await t.C.recv()
+        was_pending = t.reset(0.02)
+        second = await t.C.recv()
+        return was_pending, second - first
+
+    was_pending, gap = rt.run(main(), procs=procs)
+    assert was_pending is False
+    assert gap >= 0.02
+
+
+def test_ticker_reset_changes_the_period(procs):
+    async def main():
+        tk = rt.Ticker(10)
+        tk.reset(0.01)
+        t0 = time.monotonic()
+        await tk.C.recv()
+        await tk.C.recv()
+        tk.stop()
+        return time.monotonic() - t0
+
+    assert rt.run(main(), procs=procs) < 5
