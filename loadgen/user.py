@@ -2,15 +2,18 @@
 
 Why one user per connection (and not a user driving a group of connections): it keeps
 Locust's model intact (spawn rate = connect rate, one greenlet per connection, users
-stopped by the runner), and it meets the latency target: measured on this 2-core machine
-with 2 workers × 5,000 users at 5,000 msg/s open loop against the asyncio server, the
-uncorrected p50 was 0.3-0.7 ms (target ≤ 2 ms) at ~17 % CPU per worker.  The 210 ms p50
-of a bare Locust user at 10,000 users came from Locust's per-request machinery (a
-wait_time and a task pick per request, `events.request` feeding its statistics) in one
-process; this user runs one task that never returns and paces itself with one gevent
-timer per message.  It fires no `events.request`: measured, that costs ~10 % of a
-worker's CPU per message and feeds only Locust's millisecond statistics, which we do not
-use (latency goes straight into HdrHistograms in µs).
+stopped by the runner), and measured, it meets the latency target, so grouping (which
+would trade Locust's per-user model for a hand-made scheduler inside a user) buys
+nothing.  On this 2-core machine, shared with other jobs, 2 workers × 5,000 users
+against the asyncio server: at 5,000 msg/s open loop an uncorrected p50 of 0.2-0.7 ms
+(target ≤ 2 ms) at ~17 % CPU per worker; at 10,000 msg/s, i.e. 1 msg/s per connection,
+where a bare Locust user measured a p50 of ~210 ms, 1.1-1.7 ms at ~27 % CPU per worker.
+The bare user's 210 ms came from Locust's per-request machinery (a wait_time and a task
+pick per request, `events.request` feeding its statistics) in one process; this user runs
+one task that never returns and paces itself with one gevent timer per message.  It
+fires no `events.request`: measured, that costs ~10 % of a worker's CPU per message and
+feeds only Locust's millisecond statistics, which we do not use (latency goes straight
+into HdrHistograms in µs).
 
 Lifecycle of a user: connect and complete one echo (the ramp; retried with a back-off,
 failures of the very first connect count as connect errors), then loop:
