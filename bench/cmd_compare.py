@@ -45,6 +45,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="minimum effect in %% of the old median to call a change (default 5)")
     p.add_argument("--alpha", type=_fraction, default=0.05,
                    help="significance level of the Mann-Whitney U test (default 0.05)")
+    p.add_argument("--metric", action="append", metavar="M",
+                   help="only this metric, repeatable (micro: time/op, vs asyncio; bench: rate, "
+                        "p50, p99, cpu/1k msgs, mem/conn; aliases time, ratio, cpu, mem); "
+                        "default all. `--metric ratio` judges micro runs by the goruntime/asyncio "
+                        "ratio alone, which a change in machine load does not move")
     p.add_argument("--format", choices=("text", "gobench"), default="text",
                    help="text tables, or Go benchmark lines for `benchstat -col run`")
 
@@ -73,7 +78,8 @@ def run(args) -> int:
         old = load(args.old)
         new = load(f"latest:{old['kind']}" if args.new == "latest" else args.new)
     try:
-        report = compare.compare_runs(old, new, alpha=args.alpha, threshold=args.threshold)
+        report = compare.compare_runs(old, new, alpha=args.alpha, threshold=args.threshold,
+                                      metrics=args.metric)
     except compare.CompareError as e:
         raise UsageError(str(e)) from None
     if args.format == "gobench":

@@ -265,13 +265,36 @@ def _missing(old_ok, new_ok, old_failed: set[str], new_failed: set[str]) -> dict
     return out
 
 
-def compare_runs(old: dict, new: dict, alpha: float = 0.05, threshold: float = 5.0) -> Report:
-    """Compare two loaded runs of the same kind; :class:`CompareError` if kinds differ."""
+METRIC_ALIASES = {"time": "time/op", "ratio": "vs asyncio", "cpu": "cpu/1k msgs",
+                  "mem": "mem/conn"}
+
+
+def compare_runs(
+    old: dict,
+    new: dict,
+    alpha: float = 0.05,
+    threshold: float = 5.0,
+    metrics: list[str] | None = None,
+) -> Report:
+    """Compare two loaded runs of the same kind; :class:`CompareError` if kinds differ.
+
+    ``metrics`` restricts the tables (and so the verdicts that count) to those metric
+    names or aliases (time, ratio, cpu, mem); None means every metric of the kind.
+    """
     if old["kind"] != new["kind"]:
         raise CompareError(
             f"cannot compare a {old['kind']} run ({old['id']}) with a {new['kind']} run "
             f"({new['id']}); give two runs of the same kind"
         )
+    specs = MICRO_METRICS if old["kind"] == "micro" else BENCH_METRICS
+    if metrics:
+        names = [m.name for m in specs]
+        wanted = [METRIC_ALIASES.get(m, m) for m in metrics]
+        unknown = [m for m, w in zip(metrics, wanted, strict=True) if w not in names]
+        if unknown:
+            raise CompareError(f"no {old['kind']} metric {unknown[0]!r} "
+                               f"(choose from: {', '.join(names)})")
+        specs = tuple(m for m in specs if m.name in wanted)
     if not 0 < alpha < 1:
         raise CompareError(f"--alpha must be between 0 and 1, not {alpha}")
     if threshold < 0:
@@ -281,7 +304,7 @@ def compare_runs(old: dict, new: dict, alpha: float = 0.05, threshold: float = 5
     if old["kind"] == "micro":
         so, sn = micro_samples(old), micro_samples(new)
         fo, fn = micro_failed(old), micro_failed(new)
-        for spec in MICRO_METRICS:
+        for spec in specs:
             o, n = so[spec.name], sn[spec.name]
             pairs = {k: (o[k], n[k], "") for k in o if k in n}
             missing = _missing(o, n, fo, fn)
@@ -290,7 +313,7 @@ def compare_runs(old: dict, new: dict, alpha: float = 0.05, threshold: float = 5
     else:
         go, failed_old = group_bench(old)
         gn, failed_new = group_bench(new)
-        for spec in BENCH_METRICS:
+        for spec in specs:
             pairs = {}
             for label in go:
                 if label in gn:
@@ -390,7 +413,7 @@ def render_gobench(report: Report) -> str:
     ``benchstat -col run FILE`` then compares them. Every sample is one line with iteration
     count 1 (micro: the loop count), and ``Unit`` lines say which way is better.
     """
-    specs = MICRO_METRICS if report.kind == "micro" else BENCH_METRICS
+    specs = [t.spec for t in report.tables]
     lines = []
     for spec in specs:
         lines.append(f"Unit {spec.gobench_unit} better={spec.better}")

@@ -21,7 +21,7 @@ METRICS = {
     "micro": [m.name for m in compare.MICRO_METRICS],
     "bench": [m.name for m in compare.BENCH_METRICS],
 }
-ALIASES = {"time": "time/op", "ratio": "vs asyncio", "cpu": "cpu/1k msgs", "mem": "mem/conn"}
+ALIASES = compare.METRIC_ALIASES
 
 
 @dataclass(frozen=True)

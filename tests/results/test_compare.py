@@ -235,3 +235,19 @@ def test_warns_when_some_worker_processes_of_a_case_failed(capsys):
     assert code == 0
     assert ("warning: new run 20260101-000100-aaaaaaa: some worker processes failed in "
             "Gosched-1 (fewer values)") in out
+
+
+def test_metric_option_restricts_the_tables_and_the_verdicts(capsys):
+    old = micro_run("20260101-000000-aaaaaaa", NAMES, seed=1)
+    new = micro_run("20260101-000100-aaaaaaa", NAMES, seed=2)
+    for case in new["cases"]:  # the machine got 30% slower: goruntime and asyncio alike
+        case["values"] = [v * 1.3 for v in case["values"]]
+        case["asyncio_values"] = [v * 1.3 for v in case["asyncio_values"]]
+    save(old)
+    save(new)
+    code, out, _ = cli(capsys, "compare", old["id"], new["id"])
+    assert code == 1 and "regressed" in rows_of(out, "time/op")["ChanSync-1"]
+    code, out, _ = cli(capsys, "compare", old["id"], new["id"], "--metric", "ratio")
+    assert code == 0 and "time/op" not in out and "vs asyncio" in out
+    code, _, err = cli(capsys, "compare", old["id"], new["id"], "--metric", "p99")
+    assert code == 2 and "no micro metric 'p99'" in err and err.count("\n") == 1
