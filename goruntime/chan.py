@@ -25,20 +25,24 @@ from .errors import Panic
 from .proc import _tls, gopark, goready
 
 _locking = True  # False while a run has one P: then only one thread ever runs G code
+_p1: _proc.P | None = None  # that one P: the running G's M is _p1.m (no thread-local lookup)
 
 
-def set_procs(procs: int) -> None:
+def set_procs(procs: int, p0: _proc.P | None = None) -> None:
     """Called by run: with one P, channel operations skip the channel lock.
 
     With ``procs=1`` only the M holding the single P runs G code or timer functions (an M
     returning from a syscall runs nothing until it gets the P back; sysmon and the netpoller
     never touch channels), so every channel operation is already serialized and the lock
-    could never be contended. ``select`` still locks (it is not the hot path), which is
-    consistent: the lock is only ever held inside one uninterrupted operation of the one M.
-    Code run by ``rt.syscall(fn)`` must not use channels (as in Go, a syscall is not Go code).
+    could never be contended; and the M running any G is the one holding that P, so the
+    current G and P are found without a thread-local lookup. ``select`` still locks (it is
+    not the hot path), which is consistent: the lock is only ever held inside one
+    uninterrupted operation of the one M. Code run by ``rt.syscall(fn)`` must not use
+    channels (as in Go, a syscall is not Go code). Between runs: locking, no P.
     """
-    global _locking
+    global _locking, _p1
     _locking = procs > 1
+    _p1 = p0 if procs == 1 else None
 
 
 class sudog:
@@ -132,7 +136,7 @@ class Chan:
                     lock.release()
                 sg.ok = True
                 # goready(sg, v), inlined for the common case of an empty runnext
-                rn = _tls.m.p.runnext
+                rn = (_p1 or _tls.m.p).runnext
                 if rn:
                     goready(sg, v)
                 else:
@@ -157,7 +161,7 @@ class Chan:
                 if _locking:
                     lock.release()
             else:
-                g = _tls.m.curg
+                g = (_p1.m if _p1 is not None else _tls.m).curg
                 g.elem = v
                 self._sendq.append(g)
                 await gopark(self._unlock if _locking else None, "chan send")
@@ -209,7 +213,7 @@ class Chan:
                     v = sg.elem
                     sg.ok = True
                     # goready(sg), inlined for the common case of an empty runnext
-                    rn = _tls.m.p.runnext
+                    rn = (_p1 or _tls.m.p).runnext
                     if rn:
                         goready(sg)
                     else:
@@ -232,7 +236,7 @@ class Chan:
                     if _locking:
                         lock.release()
                     return None
-                g = _tls.m.curg
+                g = (_p1.m if _p1 is not None else _tls.m).curg
                 self._recvq.append(g)
                 return await gopark(self._unlock if _locking else None, "chan receive")
         if _proc.preemptreq and _proc.preempted():
@@ -270,7 +274,7 @@ class Chan:
                     if _locking:
                         lock.release()
                     return None, False
-                g = _tls.m.curg
+                g = (_p1.m if _p1 is not None else _tls.m).curg
                 self._recvq.append(g)
                 v = await gopark(self._unlock if _locking else None, "chan receive")
                 return v, g.ok

@@ -1063,7 +1063,7 @@ def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> 
 
     try:
         s = Sched(procs)
-        chan.set_procs(procs)
+        chan.set_procs(procs, s.allp[0])
         trace.configure(s)
         g = G(next(s.goidgen), main)
         s.main_g = g
@@ -1092,6 +1092,7 @@ def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> 
                 except Exception:  # noqa: BLE001 - closing is best effort after the run
                     pass
             sched = None
+            chan.set_procs(2)  # outside a run: lock, and no P to lean on
             last_sched = s
             _drop_unstarted(s)
         if s.fatal is not None:
