@@ -36,7 +36,14 @@ class _Rec:
 
 
 def sysmon(s: proc.Sched) -> None:
-    """Thread body; returns when the run stops."""
+    """Thread body; returns when the run stops. A failure here ends the run loudly."""
+    try:
+        _sysmon(s)
+    except BaseException as e:  # a bug in the runtime: fail run rather than go on blind
+        s.fail(e)
+
+
+def _sysmon(s: proc.Sched) -> None:
     now = monotonic()
     recs = [_Rec(now) for _ in s.allp]
     delay = 20e-6

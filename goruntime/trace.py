@@ -96,7 +96,13 @@ def schedtrace(s: proc.Sched, detailed: bool, now: float | None = None) -> str:
             f" locks=0 dying=0 spinning={str(m.spinning).lower()}"
             f" blocked={str(m.blocked).lower()} lockedg=nil"
         )
-    gs = sorted(list(s.allgs or ()), key=lambda g: g.goid)
+    gs: list = []
+    for _ in range(5):  # other Ms add Gs meanwhile: copy until the set holds still
+        try:
+            gs = sorted(list(s.allgs or ()), key=lambda g: g.goid)
+            break
+        except RuntimeError:
+            continue
     for g in gs:
         if g.coro.cr_frame is None:
             continue  # finished
