@@ -187,3 +187,83 @@ def test_ticker_with_done_after_five_ticks(procs):
             ticks += 1
 
     assert 2 <= rt.run(main(), procs=procs) <= 6
+
+
+def test_book_fanin1_with_default_and_drain_until_closed(procs):
+    """fanIn1 from the book: select over done/c1/c2 with a spinning default; main takes 5
+    values, closes done, then drains result until fanIn1 closes it."""
+
+    async def generator(done, v):
+        out = rt.Chan()
+
+        async def loop():
+            while True:
+                i, _, _ = await rt.select(rt.recv(done), rt.send(out, v))
+                if i == 0:
+                    return
+
+        rt.go(loop)
+        return out
+
+    async def fan_in1(done, c1, c2, log):
+        result = rt.Chan()
+
+        async def loop():
+            try:
+                while True:
+                    i, num, _ = await rt.select(
+                        rt.recv(done), rt.recv(c1), rt.recv(c2), default=True)
+                    if i == 0:
+                        log.append("done")
+                        return
+                    if i == -1:
+                        continue  # "continue": spin until something is ready
+                    await result.send(num)
+            finally:
+                result.close()
+                log.append("closed fanin")
+
+        rt.go(loop)
+        return result
+
+    async def main():
+        log = []
+        done = rt.Chan()
+        result = await fan_in1(done, await generator(done, 1), await generator(done, 2), log)
+        first = [await result.recv() for _ in range(5)]
+        done.close()
+        drained = 0
+        while True:
+            _, ok = await result.recv2()
+            if not ok:
+                break
+            drained += 1
+        return first, drained, log
+
+    first, drained, log = rt.run(main(), procs=procs)
+    assert len(first) == 5 and set(first) <= {1, 2}
+    assert drained < 100  # values in flight when done closed; then result is closed
+    assert log == ["done", "closed fanin"]
+
+
+def test_book_first_result_wins_query(procs):
+    """"Moving on": every conn answers into a buffered channel with a non-blocking send;
+    the first answer is used and no goroutine is left blocked."""
+
+    async def main():
+        conns = [0.03, 0.001, 0.02, 0.05]
+        ch = rt.Chan(len(conns))
+
+        async def do_query(delay):
+            await rt.sleep(delay)
+            await rt.select(rt.send(ch, f"answer after {delay}"), default=True)
+
+        for d in conns:
+            rt.go(do_query, d)
+        first = await ch.recv()
+        await rt.sleep(0.08)
+        return first, rt.num_goroutine()
+
+    first, ngo = rt.run(main(), procs=procs)
+    assert first == "answer after 0.001"
+    assert ngo == 1
