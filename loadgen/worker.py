@@ -9,6 +9,7 @@ after the window and the drain sends everything else in one "lg_final" message.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import resource
@@ -27,6 +28,7 @@ from loadgen.user import EchoUser
 
 REPORT_INTERVAL_S = 1.0
 RAMP_STATUS_S = 0.1
+PR_SET_PDEATHSIG = 1
 locust.runners.WORKER_REPORT_INTERVAL = REPORT_INTERVAL_S
 
 
@@ -126,6 +128,13 @@ def _cpu_seconds() -> float:
 
 
 def _exit_with_parent(ppid: int) -> None:
+    """Die with the master even if it is SIGKILLed: at once through Linux's
+    PR_SET_PDEATHSIG where available, else within a second by watching the parent pid."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
     while os.getppid() == ppid:
         gevent.sleep(1.0)
     os._exit(1)

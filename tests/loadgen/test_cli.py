@@ -97,3 +97,21 @@ def test_worker_started_by_hand_joins_the_master(asyncio_server, kill_on_exit):
     assert [x["connections"] for x in r["workers"]] == [3, 3]
     assert r["connections"]["served"] == 6 and r["messages"] > 0
     assert w.wait(timeout=15) == 0  # the master's quit ends the hand-started worker too
+
+
+def test_workers_die_with_a_killed_master(asyncio_server, kill_on_exit):
+    p = subprocess.Popen(
+        loadgen_cmd(asyncio_server.port, "--connections", "4", "--duration", "60",
+                    "--warmup", "0", "--workers", "2", "--progress", "json", "--json"),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    kill_on_exit(p)
+    for line in p.stderr:
+        if json.loads(line).get("phase") == "measure":
+            break
+    children = psutil.Process(p.pid).children(recursive=True)
+    assert len(children) == 2
+    p.kill()  # SIGKILL: the master cleans up nothing
+    p.wait(timeout=10)
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive
