@@ -189,7 +189,7 @@ def run_case(cfg: dict, key: dict, progress: Progress) -> dict:
         "loadgen_proc": None,
         "server": None,
         "cpu_s_per_1k_msgs": None,
-        "mem_per_conn": {"metric": "rss", "bytes": None},
+        "mem_per_conn": {"metric": "rss", "bytes": None, "connections": None},
         "machine_mem": None,
         "netstat": dict.fromkeys(netstat.FIELDS),
         "defects": [],
@@ -337,11 +337,14 @@ def _fill_server(case, key, server, sampler, idle, reader, t0, lg_end) -> None:
     has_pss = load.get("pss") is not None and idle.get("pss") is not None
     metric = "pss" if multi and has_pss else "rss"
     if lg is not None:
-        n = lg["connections"]["connected"] or key["connections"]
+        # Connections the server actually holds: a connection still waiting in the accept
+        # queue (a fork server at 10,000 forks only so fast) costs the server nothing yet.
+        c = lg["connections"]
+        n = c["served"] or c["connected"] or key["connections"]
         per_conn = round((load[metric] - idle[metric]) / n, 1)
-        case["mem_per_conn"] = {"metric": metric, "bytes": per_conn}
+        case["mem_per_conn"] = {"metric": metric, "bytes": per_conn, "connections": n}
     else:
-        case["mem_per_conn"] = {"metric": metric, "bytes": None}
+        case["mem_per_conn"] = {"metric": metric, "bytes": None, "connections": None}
     slow_smaps = sampler.smaps_interval_max and sampler.smaps_interval_max > 2 * sampler.interval
     if slow_smaps and sampler.peak["procs"] > LARGE_TREE:
         case["notes"].append(

@@ -85,8 +85,9 @@ def aggregate(cases: list[dict]) -> dict:
 def mem_slopes(run: dict) -> dict:
     """Per strategy: memory under load vs connections fitted to a line (numpy.polyfit).
 
-    Uses the ok persistent-connection cases; PSS for strategies measured by PSS (fork),
-    RSS otherwise. A strategy needs two distinct connection counts to get a slope.
+    Uses the ok persistent-connection cases, each at the number of connections the server
+    actually held (``mem_per_conn.connections``, else the target); PSS for strategies
+    measured by PSS (fork), RSS otherwise. Two distinct counts are needed for a slope.
     """
     points: dict[str, list[tuple[int, float, str]]] = defaultdict(list)
     for c in run["cases"]:
@@ -94,8 +95,9 @@ def mem_slopes(run: dict) -> dict:
             continue
         metric = c["mem_per_conn"]["metric"]
         value = c["server"]["load"].get(metric)
+        held = c["mem_per_conn"].get("connections") or c["key"]["connections"]
         if value is not None:
-            points[c["key"]["strategy"]].append((c["key"]["connections"], value, metric))
+            points[c["key"]["strategy"]].append((held, value, metric))
     out = {}
     for strategy, pts in points.items():
         xs = [p[0] for p in pts]

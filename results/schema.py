@@ -163,7 +163,10 @@ BENCH_CASE = _obj(
         "loadgen_proc": {"anyOf": [_obj({"cpu_s": NUM, "peak_rss": INT}), {"type": "null"}]},
         "server": {"anyOf": [SERVER, {"type": "null"}]},
         "cpu_s_per_1k_msgs": NUM_OR_NULL,
-        "mem_per_conn": _obj({"metric": {"enum": ["rss", "pss"]}, "bytes": NUM_OR_NULL}),
+        "mem_per_conn": _obj(
+            {"metric": {"enum": ["rss", "pss"]}, "bytes": NUM_OR_NULL, "connections": INT_OR_NULL},
+            required=["metric", "bytes"],
+        ),
         "machine_mem": _obj({"available_before": INT, "available_min": INT, "drop": INT}),
         "netstat": _obj({"ListenOverflows": INT_OR_NULL, "ListenDrops": INT_OR_NULL}),
         "defects": {"type": "array", "items": STR},

@@ -91,3 +91,13 @@ def test_plots_of_a_run_with_no_ok_case_still_exist(runs_dir, tmp_path):
     run = bench_run([case("thread", 100, status="failed: server exited (signal SIGKILL)")])
     for p in write_plots(run, tmp_path / "rep"):
         assert p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_slope_counts_the_connections_the_server_held_not_the_target(runs_dir):
+    # A fork server that held only 1,000 of 10,000 connections (the rest waited in the
+    # accept queue) still costs 4 KiB PSS per held connection.
+    cases = [case("fork", n, rss_load=(10 * MiB) + 8192 * n) for n in (100, 1000)]
+    big = case("fork", 10000, rss_load=(10 * MiB) + 8192 * 1000)
+    big["mem_per_conn"]["connections"] = 1000
+    slopes = report.mem_slopes(bench_run([*cases, big]))
+    assert slopes["fork"]["bytes_per_conn"] == pytest.approx(4096, rel=1e-6)
