@@ -9,6 +9,7 @@ closes them. The server must then still answer and exit 0 on SIGTERM.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -96,3 +97,25 @@ def test_shutdown_closes_every_open_connection(tmp_path):
             s.close()
     finally:
         server.kill()
+
+
+def test_godebug_schedtrace_prints_sched_lines(tmp_path):
+    err = tmp_path / "stderr.txt"
+    with open(err, "wb") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "servers", "goroutine", "--procs", "2", "--port", "0"],
+            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=f,
+            stdin=subprocess.DEVNULL, env={**os.environ, "GODEBUG": "schedtrace=200"},
+        )
+    try:
+        assert json.loads(read_line(proc, 15))["strategy"] == "goroutine"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    lines = [ln for ln in err.read_text().splitlines() if ln.startswith("SCHED ")]
+    assert len(lines) >= 3 and "gomaxprocs=2" in lines[0]
