@@ -22,10 +22,13 @@ message k at `phase + k * period` (period = connections / rate, phase uniform in
 [0, period)) and never shifts that schedule: a late reply makes the next sends go out
 at once until the schedule is caught up, each measured from its intended time.  In
 `per-message` mode every message connects, echoes and closes, and its latency includes
-the connect.  gevent's libev timers have 1 ms granularity, so on an idle worker an
-open-loop send leaves ~0.5 ms (median) after its intended time: the corrected latency
-includes that slack, the uncorrected one does not.  Any error closes the connection
-(its byte stream can no longer be trusted); the next message reconnects.
+the connect.  gevent's libev timers have 1 ms granularity (a wait is rounded up to the
+next ms), which would make every open-loop send ~0.5 ms late and put that slack into the
+corrected latency; so the user sleeps until 1 ms before the intended time and sends when
+it wakes, never more than 1 ms early, and a send that leaves early is measured from when
+it left (corrected = uncorrected for it).  The offered rate is unchanged.  Any error
+closes the connection (its byte stream can no longer be trusted); the next message
+reconnects.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from locust import User, constant, task
 
 from loadgen.message import message
 
+TIMER_SLACK_S = 0.001  # libev rounds timer waits up to the next ms: wake this much early
 ERROR_BACKOFF_S = 0.1  # closed loop: pause after an error so a dead server is not spun on
 RAMP_BACKOFF_S = 0.5
 BIG_MESSAGE = 64 * 1024  # above this, send and receive concurrently (the server echoes
@@ -179,11 +183,12 @@ def run_connection(env) -> None:
         while True:
             if open_loop:
                 wait = next_t - perf_counter()
-                if wait > 0:
-                    gevent.sleep(wait)
-                intended = next_t
-                next_t += period
+                if wait > TIMER_SLACK_S:
+                    gevent.sleep(wait - TIMER_SLACK_S)
                 sent = perf_counter()
+                # Woken up to 1 ms early, a send counts from when it actually left.
+                intended = min(next_t, sent)
+                next_t += period
             else:
                 intended = sent = perf_counter()
             measured = rec.start <= intended < rec.end
