@@ -1,6 +1,7 @@
 """Package sync: WaitGroup, Mutex, RWMutex, Once, built on gopark/goready (Go's sema.go).
 
-Each primitive keeps its state and a FIFO of parked Gs under a small internal lock, and hands
+Each primitive keeps its state and a FIFO of parked Gs under a small internal lock (skipped
+for WaitGroup and Mutex with one P, as channels skip theirs: ``chan.set_procs``), and hands
 ownership directly to the G it wakes (Go's starvation mode), so a woken G never has to
 compete again. Misuse is reported with Go's messages: a negative WaitGroup counter is a
 ``Panic``; unlocking an unlocked (RW)Mutex is Go's unrecoverable ``fatal error``, raised as
@@ -15,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from . import chan as _chan
 from . import proc as _proc
 from .errors import Fatal, Panic
 from .proc import gopark, goready
@@ -42,7 +44,10 @@ class WaitGroup:
 
         Raises ``Panic("sync: negative WaitGroup counter")`` if it goes below zero.
         """
-        with self._lk:
+        locking = _chan._locking
+        if locking:
+            self._lk.acquire()
+        try:
             n = self._n + delta
             if n < 0:
                 self._n = 0
@@ -52,6 +57,9 @@ class WaitGroup:
                 return
             ws = self._waiters
             self._waiters = []
+        finally:
+            if locking:
+                self._lk.release()
         for g in ws:
             goready(g)
 
@@ -62,12 +70,15 @@ class WaitGroup:
     async def wait(self) -> None:
         """Block until the counter is zero."""
         lk = self._lk
-        lk.acquire()
+        locking = _chan._locking
+        if locking:
+            lk.acquire()
         if self._n == 0:
-            lk.release()
+            if locking:
+                lk.release()
             return
         self._waiters.append(_curg())
-        await gopark(lk.release, "sync.WaitGroup.Wait")
+        await gopark(lk.release if locking else None, "sync.WaitGroup.Wait")
 
 
 class Mutex:
@@ -83,15 +94,18 @@ class Mutex:
     async def lock(self) -> None:
         """Acquire the mutex, parking until it is handed to us if it is held."""
         lk = self._lk
-        lk.acquire()
+        locking = _chan._locking
+        if locking:
+            lk.acquire()
         if not self._locked:
             self._locked = True
-            lk.release()
+            if locking:
+                lk.release()
             if _proc.preemptreq and _proc.preempted():
                 await _proc.preempt_yield()
             return
         self._waiters.append(_curg())
-        await gopark(lk.release, "sync.Mutex.Lock")
+        await gopark(lk.release if locking else None, "sync.Mutex.Lock")
 
     def try_lock(self) -> bool:
         """Acquire the mutex if it is free; never blocks."""
@@ -107,17 +121,22 @@ class Mutex:
         Raises ``Fatal("sync: unlock of unlocked mutex")`` if it is not locked.
         """
         lk = self._lk
-        lk.acquire()
+        locking = _chan._locking
+        if locking:
+            lk.acquire()
         if not self._locked:
-            lk.release()
+            if locking:
+                lk.release()
             raise Fatal("sync: unlock of unlocked mutex")
         if self._waiters:
             g = self._waiters.popleft()
-            lk.release()
+            if locking:
+                lk.release()
             goready(g)  # ownership passes to g: _locked stays True
             return
         self._locked = False
-        lk.release()
+        if locking:
+            lk.release()
 
     def locked(self) -> bool:
         return self._locked

@@ -159,7 +159,9 @@ def test_work_stealing_with_two_procs():
 
     nthreads, st = rt.run(main(), procs=2)
     assert st["steals"] > 0
-    assert nthreads == 2
+    # Both Ps' Ms ran Gs (a third M may appear: an M between dropping its P and parking
+    # is not idle yet when wakep looks for one, so startm makes a new one, as Go does)
+    assert nthreads >= 2
     assert st["ms_ran_gs"] >= 2
 
 
