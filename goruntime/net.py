@@ -1,8 +1,11 @@
 """TCP listeners and connections over the netpoller (``rt.net``), after Go's net package.
 
-Every socket is non-blocking and registered with the run's netpoller when created. An
-operation tries its syscall first and parks the G only on EAGAIN (internal/poll/fd_unix.go),
-so a ready socket costs one syscall and no scheduling. No thread is used per connection.
+Every socket is non-blocking and registered with the run's netpoller when created, and
+belongs to that run. An operation tries its syscall first and parks the G only on EAGAIN
+(internal/poll/fd_unix.go), so a ready socket costs one syscall and no scheduling; a read
+that follows one that drained the socket parks first instead (it would only get EAGAIN, and
+edge-triggered epoll reports any later byte: see netpoll.pollDesc.hup). No thread is used per
+connection.
 
 Deadlines are absolute ``time.monotonic()`` seconds (``None`` clears them) and make a parked
 or later operation raise ``Timeout`` ("i/o timeout"). Closing a conn or listener wakes any G
