@@ -116,13 +116,24 @@ class ProgressReader:
                 self.other = [*self.other[-20:], line]
 
 
+def _window(series: list[dict], w0: float, w1: float) -> list[dict]:
+    """The samples inside [w0, w1]; if none (slow ticks), the one nearest the window."""
+    inside = [r for r in series if w0 <= r["t"] <= w1]
+    if inside or not series:
+        return inside
+    if w1 == float("inf"):
+        return series
+    mid = (w0 + w1) / 2
+    return [min(series, key=lambda r: abs(r["t"] - mid))]
+
+
 def _load_footprint(series: list[dict], w0: float, w1: float, idle: dict) -> dict:
-    """Median of each figure over the samples in the window [w0, w1].
+    """Median of each figure over the samples of the measure window [w0, w1].
 
     A throttled figure (PSS, USS, fds) with no reading inside the window takes the last
     reading before its end, else the first after it, else the idle value.
     """
-    window = [r for r in series if w0 <= r["t"] <= w1] or series
+    window = _window(series, w0, w1)
     out = {}
     for k in ("rss", "pss", "uss", "threads", "procs", "fds"):
         values = [r[k] for r in window if r.get(k) is not None]
@@ -135,11 +146,23 @@ def _load_footprint(series: list[dict], w0: float, w1: float, idle: dict) -> dic
 
 
 def _cpu_between(series: list[dict], t0: float, t1: float) -> float | None:
-    """Server CPU utilisation (cores) over [t0, t1] of the case clock, from the series."""
-    inside = [r for r in series if t0 <= r["t"] <= t1]
-    if len(inside) < 2 or inside[-1]["t"] <= inside[0]["t"]:
+    """Server CPU use (cores) over [t0, t1] of the case clock, from the cumulative series.
+
+    From the first to the last sample inside the window; with fewer than two inside (slow
+    ticks), from the last sample before it to the first after it.
+    """
+    if not series:
         return None
-    return (inside[-1]["cpu_s"] - inside[0]["cpu_s"]) / (inside[-1]["t"] - inside[0]["t"])
+    inside = [r for r in series if t0 <= r["t"] <= t1]
+    if len(inside) >= 2:
+        a, b = inside[0], inside[-1]
+    else:
+        before = [r for r in series if r["t"] <= t0] or series[:1]
+        after = [r for r in series if r["t"] >= t1] or series[-1:]
+        a, b = before[-1], after[0]
+    if b["t"] <= a["t"]:
+        return None
+    return (b["cpu_s"] - a["cpu_s"]) / (b["t"] - a["t"])
 
 
 def summary_line(case: dict) -> str:
@@ -255,12 +278,15 @@ def _drive(cfg, key, case, progress, workdir, guard, pins, argv, t0, parts) -> N
     reader = ProgressReader(loadgen.stderr_path)
     limit = matrix.case_time_limit(cfg, key["connections"])
     lg_end = None
-    measuring = False
+    measuring = drained = False
     while True:
         reader.poll()
         if "measure" in reader.phase_seen and not measuring:
             measuring = True
             sampler.request_full()
+        if "drain" in reader.phase_seen and not drained:
+            drained = True
+            sampler.request_tick()
         last = reader.last
         progress.update(last.get("phase", "starting"), last.get("rate"), last.get("errors"),
                         last.get("connected"))

@@ -110,15 +110,22 @@ class Sampler(threading.Thread):
         self.tripped = threading.Event()
         self._halt = threading.Event()
         self._full = threading.Event()
+        self._wake = threading.Event()
         self._last_smaps: float | None = None
         self.tree_size = 0
 
     def request_full(self) -> None:
-        """Read PSS/USS/fds at the next tick even if throttled (the measure phase began)."""
+        """Take a tick now, PSS/USS/fds included even if throttled (the measure phase began)."""
         self._full.set()
+        self._wake.set()
+
+    def request_tick(self) -> None:
+        """Take a tick now rather than after the pause (the measure phase ended)."""
+        self._wake.set()
 
     def stop(self) -> None:
         self._halt.set()
+        self._wake.set()
         self.join(30)
 
     def run(self) -> None:
@@ -151,7 +158,8 @@ class Sampler(threading.Thread):
             # At most half a CPU for small trees, a quarter for large ones (a fork server's
             # thousand children): the sampler must not slow down what it measures.
             rest = 3 * cost if self.tree_size > LARGE_TREE else cost
-            self._halt.wait(max(self.interval - cost, rest))
+            self._wake.wait(max(self.interval - cost, rest))
+            self._wake.clear()
 
     def _record(self, start: float, fp: dict, available: int) -> None:
         if fp["procs"] == 0:

@@ -316,3 +316,18 @@ def test_sampler_sums_the_tree_and_counts_sub_tick_cpu_of_many_children():
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_load_window_with_slow_ticks_uses_the_nearest_samples():
+    from bench.case import _cpu_between, _load_footprint
+
+    # A fork server's tree sampled every ~10 s: nothing falls inside the 8 s measure window.
+    series = [{"t": t, "rss": r, "pss": None, "uss": None, "threads": p, "procs": p,
+               "fds": None, "cpu_s": c}
+              for t, r, p, c in [(0.5, 10, 1, 0.0), (2.0, 100, 144, 1.0),
+                                 (24.0, 3000, 2530, 11.0), (41.0, 3000, 2530, 17.0)]]
+    idle = {"rss": 10, "pss": 5, "uss": 4, "threads": 1, "procs": 1, "fds": 6}
+    load = _load_footprint(series, 30.0, 38.0, idle)
+    assert load["procs"] == 2530 and load["rss"] == 3000 and load["fds"] == 6
+    assert _cpu_between(series, 30.0, 38.0) == pytest.approx(6.0 / 17.0)
+    assert _cpu_between(series, 1.0, 42.0) == pytest.approx(16.0 / 39.0)
