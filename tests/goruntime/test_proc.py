@@ -188,7 +188,7 @@ def test_gosched_loop_cannot_starve_a_goroutine_in_the_global_queue(procs):
         return time.monotonic() - t0, state["spins"]
 
     elapsed, spins = rt.run(main(), procs=procs)
-    assert elapsed < 1.0
+    assert elapsed < 5.0  # starved, it would wait forever (the test's timeout)
     assert spins > 0
 
 
@@ -221,7 +221,7 @@ def test_ping_pong_pair_cannot_starve_a_goroutine_in_the_global_queue():
             await rt.syscall(time.sleep, 0.01)
         return time.monotonic() - t0
 
-    assert rt.run(main(), procs=1) < 1.0
+    assert rt.run(main(), procs=1) < 5.0  # starved, it would wait forever
     assert rt.stats()["long_runs"] >= 1
 
 

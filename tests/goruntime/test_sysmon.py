@@ -30,7 +30,7 @@ def test_long_running_g_is_preempted_at_its_next_runtime_call():
 
     dt, loops, st = rt.run(main(), procs=1)
     assert loops > 0
-    assert dt < 1.0
+    assert dt < 5.0  # unpreempted, main would wait forever
     assert st["long_runs"] >= 1
     assert st["preemptions"] >= 1
 

@@ -161,7 +161,7 @@ def test_idle_m_wakes_for_an_earlier_timer_added_while_it_sleeps(procs):
         return i, v - t0
 
     i, dt = rt.run(main(), procs=procs)
-    assert i == 1 and dt < 1.0
+    assert i == 1 and dt < 3.0  # the long timer is 5 s
 
 
 def test_pending_timer_is_not_a_deadlock_but_stopped_one_is(procs):
