@@ -2,7 +2,8 @@
 
 Phases, all driven from here over Locust's master/worker channel:
 ramp (`runner.start(N, ramp_rate)`; ends when every user has completed one echo, or at
-the ramp timeout) → warm-up (nothing counted) → measure ("lg_measure" tells each worker
+the ramp timeout; served users then wait) → "lg_go" starts the load on every user →
+warm-up (nothing counted) → measure ("lg_measure" tells each worker
 to open its window of D seconds on its own clock) → drain (workers wait for in-flight
 measured messages, then send "lg_final") → stop (`runner.quit()`, workers exit).
 """
@@ -171,6 +172,8 @@ class Master:
         ramped = self.wait(cfg.ramp_timeout, lambda: self.total("served") >= cfg.connections)
         ramp = {"connected": self.total("connected"), "served": self.total("served"),
                 "ramp_timed_out": not ramped, "ramp_s": perf_counter() - ramp_t0}
+
+        self.runner.send_message("lg_go")
 
         self.phase = "warmup"
         self.wait(cfg.warmup)

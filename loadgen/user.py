@@ -16,7 +16,10 @@ feeds only Locust's millisecond statistics, which we do not use (latency goes st
 into HdrHistograms in µs).
 
 Lifecycle of a user: connect and complete one echo (the ramp; retried with a back-off,
-failures of the very first connect count as connect errors), then loop:
+failures of the very first connect count as connect errors); wait, idle, until the
+master ends the ramp ("lg_go": every user served, or the ramp timed out), so that users
+already connected do not flood the server while the others are still connecting; then
+loop:
 closed loop sends the next message as soon as the echo is verified; open loop sends
 message k at `phase + k * period` (period = connections / rate, phase uniform in
 [0, period)) and never shifts that schedule: a late reply makes the next sends go out
@@ -179,6 +182,7 @@ def run_connection(env) -> None:
         if not persistent:
             close(sock)
             sock = None
+        env.loadgen_go.wait()  # the load starts when the ramp is over, for every user at once
         next_t = perf_counter() + phase * period
         while True:
             if open_loop:

@@ -18,6 +18,7 @@ import sys
 from time import perf_counter
 
 import gevent
+import gevent.event
 import locust.runners
 from locust.env import Environment
 from locust.event import Events
@@ -56,6 +57,7 @@ class WorkerState:
         self.runner = env.runner
         env.loadgen_config = None
         env.loadgen_recorder = None
+        env.loadgen_go = gevent.event.Event()
 
     def on_config(self, environment, msg, **_kw) -> None:
         cfg = msg.data
@@ -75,6 +77,9 @@ class WorkerState:
                                                      "served": now[2]})
                 last = now
             gevent.sleep(RAMP_STATUS_S)
+
+    def on_go(self, environment, msg, **_kw) -> None:
+        self.env.loadgen_go.set()
 
     def on_measure(self, environment, msg, **_kw) -> None:
         gevent.spawn(self._measure, float(msg.data["duration"]))
@@ -159,6 +164,7 @@ def run_worker(host: str, port: int, exit_with_parent: bool) -> int:
         return 1
     state = WorkerState(env)
     runner.register_message("lg_config", state.on_config)
+    runner.register_message("lg_go", state.on_go)
     runner.register_message("lg_measure", state.on_measure)
     env.events.report_to_master.add_listener(state.on_report)
     runner.greenlet.join()
