@@ -12,6 +12,8 @@ import pytest
 
 from tests.loadgen.conftest import ROOT, loadgen_cmd
 
+PROGRESS_KEYS = {"event", "phase", "elapsed", "connected", "messages", "rate", "errors"}
+
 BAD = [
     (["--connections", "10"], "--port"),
     (["--port", "1", "--connections", "0"], "--connections"),
@@ -64,7 +66,10 @@ def test_signal_stops_master_and_workers(asyncio_server, kill_on_exit, tmp_path,
         start_new_session=True)
     kill_on_exit(p)
     for line in p.stderr:
-        if json.loads(line).get("phase") == "measure":
+        event = json.loads(line)
+        assert set(event) == PROGRESS_KEYS and event["event"] == "progress"
+        assert event["phase"] in ("ramp", "warmup", "measure", "drain")
+        if event["phase"] == "measure":
             break
     children = psutil.Process(p.pid).children(recursive=True)
     assert len(children) == 2
