@@ -140,6 +140,8 @@ def write_plots(run: dict, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     drawn = _line(ax, series, "mem_conn", 1024)
     ax.set_title(PLOTS["mem_per_conn.png"] + " ((load - idle) / N; PSS for fork)")
+    if drawn:  # from ~0 (iterative holds one connection) to ~1 MiB (fork): log, 0 allowed
+        ax.set_yscale("symlog", linthresh=1.0)
     _finish(fig, ax, drawn, p := out_dir / "mem_per_conn.png", "connections", "KiB / connection")
     paths.append(p)
 
