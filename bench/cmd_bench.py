@@ -79,7 +79,7 @@ def _sigterm(signum, frame):
 def _prepare(args) -> tuple[dict, Path | None]:
     if args.resume:
         typed = [k for k in matrix.DEFAULTS if getattr(args, k, None) not in (None, False)]
-        if typed or args.config:
+        if typed or args.config or args.out:
             raise UsageError("--resume takes no other options: the run file holds its config")
         try:
             ref = "latest:bench" if args.resume == "latest" else args.resume
@@ -130,8 +130,7 @@ def run(args) -> int:
     except KeyboardInterrupt:
         progress.message(
             f"interrupted: {len(run['cases'])} finished case(s) kept in {path}; "
-            f"finish with: runner.py bench --resume {run['id']}"
-            + (f" (run file in {out})" if out else "")
+            f"finish with: runner.py bench --resume {path if out else run['id']}"
         )
         raise
     finally:
