@@ -20,7 +20,10 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PY = sys.executable
@@ -37,15 +40,31 @@ def run(server_cpus: str | None, loadgen_cpus: str | None, args: list[str]) -> d
                            cwd=ROOT, stdout=subprocess.PIPE, text=True, preexec_fn=_raise_nofile)
     try:
         port = json.loads(srv.stdout.readline())["port"]
+        server = psutil.Process(srv.pid)
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "r.json")
-            p = subprocess.run([*pin(loadgen_cpus), PY, "-m", "loadgen", "--port", str(port),
-                                *args, "--json-out", out], cwd=ROOT, capture_output=True,
-                               text=True, timeout=300)
-            if p.returncode != 0:
-                raise SystemExit(f"loadgen failed: {p.stderr.strip().splitlines()[-1:]}")
+            lg = subprocess.Popen([*pin(loadgen_cpus), PY, "-m", "loadgen", "--port", str(port),
+                                   *args, "--json-out", out, "--progress", "json"], cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            marks = []  # server CPU seconds at the start and the end of the measure phase
+
+            def mark() -> None:
+                t = server.cpu_times()
+                marks.append((time.perf_counter(), t.user + t.system))
+
+            for line in lg.stderr:
+                phase = json.loads(line).get("phase") if line.startswith("{") else None
+                if (phase == "measure" and not marks) or (phase == "drain" and len(marks) == 1):
+                    mark()
+            if len(marks) == 1:
+                mark()
+            if lg.wait(timeout=300) != 0:
+                raise SystemExit("loadgen failed")
             with open(out) as f:
-                return json.load(f)
+                r = json.load(f)
+            (t0, c0), (t1, c1) = marks
+            r["server_cpu_percent"] = round(100 * (c1 - c0) / (t1 - t0))
+            return r
     finally:
         srv.terminate()
         srv.wait(timeout=10)
@@ -58,7 +77,8 @@ def closed(repeat: int) -> None:
         rate, cpu = r["rate"]["achieved"], r["workers"][0]["cpu_percent"]
         print(f"closed, 100 conns, 1 worker: {rate:.0f} verified msg/s, worker CPU {cpu:.0f}% "
               f"-> {rate / max(cpu, 1e-9) * 100:.0f} msgs per worker CPU-second, "
-              f"p50 {r['latency_us']['uncorrected']['p50']} us", flush=True)
+              f"p50 {r['latency_us']['uncorrected']['p50']} us, server CPU "
+              f"{r['server_cpu_percent']}%", flush=True)
 
 
 def open_loop(rates: list[float]) -> None:
@@ -69,7 +89,8 @@ def open_loop(rates: list[float]) -> None:
         u, c = r["latency_us"]["uncorrected"], r["latency_us"]["corrected"]
         cpu = [w["cpu_percent"] for w in r["workers"]]
         print(f"open, 10k conns, target {rate:.0f}: achieved {r['rate']['achieved']:.0f}, "
-              f"errors {sum(r['errors'].values())}, worker CPU {cpu}, uncorrected p50/p99 "
+              f"errors {sum(r['errors'].values())}, worker CPU {cpu}, server CPU "
+              f"{r['server_cpu_percent']}%, uncorrected p50/p99 "
               f"{u['p50']}/{u['p99']} us, corrected p50/p99 {c['p50']}/{c['p99']} us, "
               f"saturated: {r['saturation_reason']}", flush=True)
 
