@@ -3,11 +3,12 @@
 After Go's runtime/netpoll.go and netpoll_epoll.go. Every fd is registered once, when it is
 opened, edge-triggered for read, write and hang-up. A pollDesc keeps one read and one write
 semaphore (``rg``/``wg``), each ``None`` (nothing), ``pdReady`` (an event arrived that nobody
-has consumed yet), ``pdWait`` (a G is about to park) or the parked G itself. Transitions are
-made under a lock (one of a few shared by fd number), so an event that arrives before the G
-parks is never lost and a G is never woken twice. ``netpoll(delay)`` turns epoll events into
-runnable Gs, which the scheduler (proc.findrunnable, sysmon) injects into run queues;
-``netpoll_break`` wakes the one M blocked in ``epoll_wait`` through an eventfd.
+has consumed yet) or the parked G itself (Go's intermediate pdWait folds into the commit, see
+``pollDesc.wait``). Transitions are made under a lock (one of a few shared by fd number), so
+an event that arrives before the G parks is never lost and a G is never woken twice.
+``netpoll(delay)`` turns epoll events into runnable Gs, which the scheduler
+(proc.findrunnable, sysmon) injects into run queues; ``netpoll_break`` wakes the one M
+blocked in ``epoll_wait`` through an eventfd.
 
 A G waits for I/O only after its syscall returned EAGAIN (internal/poll/fd_unix.go) or after
 a read that drained the socket (see ``pollDesc.hup``), and it retries the syscall after every
@@ -35,7 +36,6 @@ __all__ = [
     "Timeout",
     "netpollGenericInit",
     "pdReady",
-    "pdWait",
     "pollDesc",
     "poll_open",
 ]
@@ -66,7 +66,6 @@ class _Sema:
 
 
 pdReady = _Sema("pdReady")
-pdWait = _Sema("pdWait")
 
 
 class _Ready:
@@ -167,22 +166,24 @@ class Netpoller:
                 if pd.rg is not pdReady:
                     with pd.lock:
                         g = pd.rg
-                        if g is None or g is pdWait:
+                        if g is None:
                             pd.rg = pdReady
-                            g = None
                         elif g is not pdReady:
                             pd.rg = None  # a parked G: it gets True as its wakeup value
+                        else:
+                            g = None
                     if g is not None:
                         waiters.pop()
                         torun.append(g)
             if ev & _WRITE_EVENTS and pd.wg is not pdReady:
                 with pd.lock:
                     g = pd.wg
-                    if g is None or g is pdWait:
+                    if g is None:
                         pd.wg = pdReady
-                        g = None
                     elif g is not pdReady:
                         pd.wg = None
+                    else:
+                        g = None
                 if g is not None:
                     waiters.pop()
                     torun.append(g)
@@ -293,7 +294,7 @@ class pollDesc:
         # processed after it, which sets pdReady or wakes the G. A FIN that arrived with the
         # data would leave no later event, hence the flag (set before the unblock).
         self.hup = False
-        self.rgp: Any = None  # the G between pdWait and its commit
+        self.rgp: Any = None  # the G between wait() and its commit
         self.wgp: Any = None
 
     def __repr__(self) -> str:
@@ -323,68 +324,66 @@ class pollDesc:
         happens is woken (and raises on its next wait).
         """
         # Go's poll_runtime_pollWait + netpollblock. A plain function that returns either a
-        # finished awaitable or gopark itself, so the hot path adds no coroutine frame.
-        # Announce the wait (pdWait) under the lock, re-check errors (a concurrent close or
-        # deadline stores its flag before it looks at rg/wg, we look after we stored pdWait:
-        # one of the two sees the other), then park. The commit (unlockf) runs once the G is
-        # off its M; it fails if an event or error replaced pdWait meanwhile, and gopark then
-        # resumes the G at once, leaving what replaced pdWait for the next wait. An unblock
-        # that takes the parked G clears rg/wg itself and hands over True (I/O ready) or
-        # False (closing or deadline).
+        # finished awaitable (an event was pending: consume it) or gopark itself, so the hot
+        # path adds no coroutine frame. Go announces the wait with a CAS nil -> pdWait before
+        # parking and commits with a CAS pdWait -> G after; here the commit (gopark's
+        # unlockf, run once the G is off its M) holds the pollDesc lock, so it re-checks rg
+        # and the error flags itself and the announce step is folded into it: one lock round
+        # trip per park instead of two. Close and deadlines set their flag under the same
+        # lock before they look for a G to wake, so either the commit sees the flag (and the
+        # G resumes at once) or the unblock sees the parked G. An unblock that takes the G
+        # clears rg/wg and hands over True (I/O ready) or False (closing or deadline).
         r = mode == "r"
         if self.closing:
             raise ErrNetClosing()
         if (self.rd if r else self.wd) < 0:
             raise Timeout()
-        with self.lock:
-            old = self.rg if r else self.wg
-            if old is pdReady:
-                if r:
-                    self.rg = None
-                else:
-                    self.wg = None
-                return _READY
-            if old is not None:
+        old = self.rg if r else self.wg
+        if old is not None:
+            if old is not pdReady:
                 raise RuntimeError(f"goruntime: two Gs waiting on fd {self.fd} ({mode})")
-            if r:
-                self.rg = pdWait
-            else:
-                self.wg = pdWait
-        if self.closing or (self.rd if r else self.wd) < 0:
             with self.lock:
                 if r:
-                    if self.rg is pdWait:
+                    if self.rg is pdReady:
                         self.rg = None
-                elif self.wg is pdWait:
+                        return _READY
+                elif self.wg is pdReady:
                     self.wg = None
-            self.checkerr(mode)
+                    return _READY
         if r:
             self.rgp = proc.getg()
             return proc.gopark(self._commit_r, "IO wait")
         self.wgp = proc.getg()
         return proc.gopark(self._commit_w, "IO wait")
 
-    # gopark's unlockf: pdWait -> the parked G, unless an event or error replaced pdWait.
-    # Bound methods rather than closures: nothing per pollDesc stays allocated when idle.
+    # gopark's unlockf: park (rg/wg = the G) unless an event or an error came first; an
+    # event is consumed and the G resumes at once. Bound methods, not closures: nothing per
+    # pollDesc stays allocated while it is idle.
 
     def _commit_r(self) -> bool:
         with self.lock:
-            if self.rg is pdWait:
-                self.rg = self.rgp
-                self.rgp = None
+            g = self.rgp
+            self.rgp = None
+            old = self.rg
+            if old is None and not (self.closing or self.rd < 0):
+                self.rg = g
                 self.poller.waiters.append(None)
                 return True
-            self.rgp = None
+            if old is pdReady:
+                self.rg = None
             return False
 
     def _commit_w(self) -> bool:
         with self.lock:
-            if self.wg is pdWait:
-                self.wg = self.wgp
-                self.wgp = None
+            g = self.wgp
+            self.wgp = None
+            old = self.wg
+            if old is None and not (self.closing or self.wd < 0):
+                self.wg = g
                 self.poller.waiters.append(None)
                 return True
-            self.wgp = None
+            if old is pdReady:
+                self.wg = None
             return False
 
     def unblock(self, mode: str, ioready: bool) -> Any:
@@ -397,21 +396,20 @@ class pollDesc:
         old = self.rg if mode == "r" else self.wg
         if old is pdReady:
             return None
-        if old is None and not ioready:
-            # Only set pdReady for ioready; a deadline or close with nobody waiting
-            # leaves the semaphore empty (the flags carry the error).
+        if old is None:
+            # Nobody parked: remember readiness (pdReady) for the next wait. A deadline or
+            # close leaves the semaphore empty; its flag carries the error.
+            if ioready:
+                if mode == "r":
+                    self.rg = pdReady
+                else:
+                    self.wg = pdReady
             return None
-        if old is None or old is pdWait:
-            # pdWait: the G has not committed yet; its commit will see pdReady/None and fail.
-            new = pdReady if ioready else None
-        else:
-            new = None  # a parked G: it learns ioready from its wakeup value instead
+        # A parked G: take it; it learns ioready from its wakeup value.
         if mode == "r":
-            self.rg = new
+            self.rg = None
         else:
-            self.wg = new
-        if new is not None or old is pdWait:
-            return None
+            self.wg = None
         self.poller.waiters.pop()
         return old
 

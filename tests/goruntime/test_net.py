@@ -221,14 +221,14 @@ def test_eof_that_arrives_with_the_data_is_seen_after_a_short_read(procs):
             c = Conn(a)
             parked = rt.Chan(1)
 
-            async def reader():
+            async def reader(c: Conn, parked: rt.Chan, res: rt.Chan) -> None:
                 await parked.send(None)
                 got = [await c.read(65536)]  # parks: nothing sent yet
                 got.append(await c.read(65536))  # short read before: must see EOF, not hang
                 await res.send(got)
 
             res = rt.Chan(1)
-            rt.go(reader)
+            rt.go(reader, c, parked, res)
             await parked.recv()
             if k % 2:
                 await rt.sleep(0.001)

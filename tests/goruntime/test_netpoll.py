@@ -12,7 +12,7 @@ import pytest
 import goruntime as rt
 from goruntime import netpoll, proc
 from goruntime.net import Conn
-from goruntime.netpoll import ErrNetClosing, Netpoller, Timeout, pdReady, pdWait
+from goruntime.netpoll import ErrNetClosing, Netpoller, Timeout, pdReady
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,7 +100,7 @@ def test_a_parked_g_is_woken_once(procs):
 
         rt.go(waiter)
         await parked.recv()
-        while not isinstance(pd.rg, proc.G):  # until its commit ran (pdWait -> G)
+        while not isinstance(pd.rg, proc.G):  # until its commit ran (None -> G)
             await rt.sleep(0.001)
         assert pd.poller.waiting() == 1
         g1 = pd.unblock("r", True)
@@ -118,8 +118,39 @@ def test_a_parked_g_is_woken_once(procs):
     assert rt.run(main(), procs=procs)
 
 
-def test_wait_states_are_go_s():
-    assert repr(pdReady) == "pdReady" and repr(pdWait) == "pdWait"
+def test_event_between_wait_and_commit_resumes_the_g_at_once(procs):
+    # The G has decided to park (wait() returned gopark) but is not parked yet when the
+    # event arrives: the commit must see pdReady and not park (a lost wakeup otherwise).
+    async def main():
+        a, b = socket.socketpair()
+        c = Conn(a)
+        pd = c.pd
+        aw = pd.wait("r")  # the G announces its wait...
+        assert pd.unblock("r", True) is None  # ...an event arrives before it parks...
+        assert pd.rg is pdReady
+        await aw  # ...and the commit resumes it at once, consuming the event
+        assert pd.rg is None and pd.poller.waiting() == 0
+        c.close()
+        b.close()
+        return True
+
+    assert rt.run(main(), procs=procs)
+
+
+def test_close_between_wait_and_commit_resumes_the_g(procs):
+    async def main():
+        a, b = socket.socketpair()
+        c = Conn(a)
+        aw = c.pd.wait("r")
+        c.pd.evict()  # closing before the G parked: it must not park forever
+        await aw
+        with pytest.raises(ErrNetClosing):
+            await c.pd.wait("r")
+        c.close()
+        b.close()
+        return True
+
+    assert rt.run(main(), procs=procs)
 
 
 def test_netpoll_break_wakes_a_blocked_poll():
