@@ -428,9 +428,11 @@ def startm(s: Sched, p: P | None, spinning: bool) -> None:
         m.nextp = p
         m.spinning = spinning
         s.allm.append(m)
-    t = threading.Thread(target=mstart, args=(s, m), name=f"goruntime-M{m.id}", daemon=True)
-    m.thread = t
-    t.start()
+        # Started under the lock, so that run's exit never sees an M whose thread is not
+        # started yet (start() returns before mstart runs; mstart needs no lock to begin).
+        t = threading.Thread(target=mstart, args=(s, m), name=f"goruntime-M{m.id}", daemon=True)
+        m.thread = t
+        t.start()
 
 
 def acquirep(m: M, p: P) -> None:
@@ -1048,7 +1050,7 @@ def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> 
     a G that never awaits keeps its M, and so ``run``, from finishing. ``run`` may be called
     again afterwards; only one run at a time per process.
     """
-    global sched, last_sched
+    global sched, last_sched, preemptreq
     if not isinstance(main, Coroutine):
         main = main()
     if procs is None:
@@ -1064,6 +1066,7 @@ def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> 
     try:
         s = Sched(procs)
         chan.set_procs(procs, s.allp[0])
+        preemptreq = False
         trace.configure(s)
         g = G(next(s.goidgen), main)
         s.main_g = g
@@ -1083,7 +1086,9 @@ def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> 
             mstart(s, m0)
         finally:
             s.stop()
-            for t in [m.thread for m in list(s.allm)] + [s.sysmon_thread]:
+            with s.lock:  # stopping is set: startm makes no new M from now on
+                threads = [m.thread for m in s.allm] + [s.sysmon_thread]
+            for t in threads:
                 if t is not None:
                     t.join()
             if s.netpoller is not None:

@@ -60,7 +60,7 @@ def test_g_that_never_awaits_cannot_be_preempted_but_its_long_run_is_counted():
         order = []
 
         async def cpu():
-            end = time.monotonic() + 0.1
+            end = time.monotonic() + 0.25  # sysmon needs the GIL twice, 10 ms apart
             while time.monotonic() < end:
                 pass
             order.append(("cpu done", time.monotonic()))
@@ -70,7 +70,7 @@ def test_g_that_never_awaits_cannot_be_preempted_but_its_long_run_is_counted():
 
         rt.go(other)
         rt.go(cpu)  # runnext: runs first, never yields
-        await rt.sleep(0.2)
+        await rt.sleep(0.4)
         return order, rt.stats()["long_runs"]
 
     order, long_runs = rt.run(main(), procs=1)
