@@ -102,9 +102,12 @@ def retake(s: proc.Sched, now: float, recs: list[_Rec]) -> int:
                     if not g.preempt:
                         g.preempt = True
                         s.long_runs += 1
-                        # Its runnext / local queue would wait for it: let an idle P steal.
-                        if p.runq or p.runnext:
-                            proc.wakep(s)
+                    elif p.runq or p.runnext:
+                        # Marked a tick ago and still running: it is not reaching runtime
+                        # calls, so what waits behind it on this P needs another M. (Not on
+                        # the first mark: a G that yields at once would only split a
+                        # ping-pong pair across Ms, which under the GIL is slower.)
+                        proc.wakep(s)
                     marked = True
         elif st == proc._Psyscall:
             t = p.syscalltick

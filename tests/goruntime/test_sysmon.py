@@ -86,3 +86,30 @@ def test_sysmon_backs_off_when_idle(procs):
 
     # 20 us ticks for ~1 ms, then doubling to 10 ms: far fewer than one per ms.
     assert rt.run(main(), procs=procs) < 150
+
+
+def test_g_in_runnext_behind_a_cpu_hog_is_stolen_by_another_m():
+    """procs=2: G2 readied into runnext by a G that then never yields runs on the other M."""
+
+    async def main():
+        c = rt.Chan()
+        res = rt.Chan(2)
+
+        async def g2():
+            await c.recv()
+            await res.send(("g2", time.monotonic()))
+
+        async def hog():
+            await rt.sleep(0.01)  # g2 is parked on c by now
+            await c.send(1)  # g2 -> this P's runnext; we keep the P
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                pass
+            await res.send(("hog", time.monotonic()))
+
+        rt.go(g2)
+        rt.go(hog)
+        return [await res.recv(), await res.recv()]
+
+    got = rt.run(main(), procs=2)
+    assert [name for name, _ in got] == ["g2", "hog"]
