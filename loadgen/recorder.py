@@ -43,6 +43,7 @@ class Recorder:
         self.total_messages = 0  # every phase, for progress
         self.total_errors = 0
         self.inflight = 0  # measured messages sent and not yet finished
+        self.lateness = histogram.new()  # open loop: how late timed sends left, µs
 
     def new_user(self) -> int:
         self.per_user.append(0)
@@ -71,6 +72,12 @@ class Recorder:
         self.messages += 1
         self.bytes += size
         self.per_user[uid] += 1
+
+    def late(self, intended: float, sent: float) -> None:
+        """An open-loop send that waited for its time and left at `sent`: its lateness
+        measures the worker itself (a reply that came late delays no timed send)."""
+        if self.start <= intended < self.end:
+            histogram.record(self.lateness, int((sent - intended) * 1e6))
 
     def error(self, kind: str, intended: float) -> None:
         """A failed message; counted when its intended send time is in the window."""

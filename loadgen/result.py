@@ -11,6 +11,10 @@ from loadgen.recorder import CONNECT_KINDS, ERROR_KINDS, INTERVAL_S
 
 CPU_SATURATED = 90.0
 RATE_SATURATED = 0.95
+# Open loop: a worker that, woken by its timer, sends more than this late at the median
+# is not keeping its schedule (its own CPU is the bottleneck, or is taken by others), so
+# the latency it measures is partly its own.
+LATE_SATURATED_US = 2000
 
 
 def assemble(cfg: dict, ramp: dict, finals: list[dict], buckets: dict[int, list[str]]) -> dict:
@@ -50,6 +54,11 @@ def assemble(cfg: dict, ramp: dict, finals: list[dict], buckets: dict[int, list[
         if f["cpu_percent"] > CPU_SATURATED:
             reasons.append(
                 f"worker {f['index']} CPU {f['cpu_percent']:.0f}% > {CPU_SATURATED:.0f}%"
+            )
+        if f.get("late_p50_us", 0) > LATE_SATURATED_US:
+            reasons.append(
+                f"worker {f['index']} sent late: median {f['late_p50_us'] / 1000:.1f} ms after "
+                "the intended time (its CPU is busy or shared)"
             )
     if target is not None and achieved < RATE_SATURATED * target:
         reasons.append(f"achieved {achieved:.0f} msg/s < 95% of target {target:.0f} msg/s")

@@ -190,6 +190,8 @@ def run_connection(env) -> None:
                 if wait > TIMER_SLACK_S:
                     gevent.sleep(wait - TIMER_SLACK_S)
                 sent = perf_counter()
+                if wait > 0:
+                    rec.late(next_t, sent)
                 # Woken up to 1 ms early, a send counts from when it actually left.
                 intended = min(next_t, sent)
                 next_t += period

@@ -110,6 +110,8 @@ class WorkerState:
             "per_user": rec.per_user,
             "buckets": rec.take_buckets(perf_counter(), final=True),
             "drain_left": rec.inflight,
+            "late_p50_us": rec.lateness.get_value_at_percentile(50.0)
+            if rec.lateness.get_total_count() else 0,
         })
 
     def on_report(self, client_id, data, **_kw) -> None:

@@ -100,7 +100,7 @@ def loadgen_cmd(port: int, *args: str) -> list[str]:
     return [PY, "-m", "loadgen", "--port", str(port), *args]
 
 
-def run_loadgen(port: int, *args: str, timeout: float = 90) -> dict:
+def run_loadgen(port: int, *args: str, timeout: float = 150) -> dict:
     """Run the CLI with --json; return the result dict (asserting exit 0)."""
     p = subprocess.run(loadgen_cmd(port, *args, "--json"), cwd=ROOT, capture_output=True,
                        text=True, timeout=timeout)

@@ -47,7 +47,7 @@ def test_json_out_is_written_and_human_summary_printed(asyncio_server, tmp_path)
     p = subprocess.run(
         loadgen_cmd(asyncio_server.port, "--connections", "4", "--duration", "1",
                     "--warmup", "0", "--workers", "1", "--json-out", str(out)),
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+        cwd=ROOT, capture_output=True, text=True, timeout=150)
     assert p.returncode == 0, p.stderr
     r = json.loads(out.read_text())
     assert r["messages"] > 0
@@ -96,7 +96,7 @@ def test_worker_started_by_hand_joins_the_master(asyncio_server, kill_on_exit):
     w = subprocess.Popen([*loadgen_cmd(0)[:3], "worker", "--master",
                           f"{line['host']}:{line['port']}"], cwd=ROOT, start_new_session=True)
     kill_on_exit(w)
-    out, err = p.communicate(timeout=60)
+    out, err = p.communicate(timeout=150)
     assert p.returncode == 0, err
     r = json.loads(out)
     assert [x["connections"] for x in r["workers"]] == [3, 3]

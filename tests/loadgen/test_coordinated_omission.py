@@ -26,7 +26,7 @@ def test_stall_reflected_in_corrected_p99_only(fault_server, kill_on_exit):
             break
     time.sleep(1.5)
     s.signal(signal.SIGUSR1)
-    out, err = p.communicate(timeout=60)
+    out, err = p.communicate(timeout=150)
     assert p.returncode == 0, err
     r = json.loads(out)
     corr, unc = r["latency_us"]["corrected"], r["latency_us"]["uncorrected"]

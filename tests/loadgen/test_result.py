@@ -1,0 +1,66 @@
+"""loadgen.result: merging the workers' final reports and the saturation verdict."""
+
+from loadgen import histogram
+from loadgen.recorder import CONNECT_KINDS, ERROR_KINDS, Recorder
+from loadgen.result import assemble
+
+
+def _final(index: int, counts: list[int], cpu: float = 20.0, late_us: int = 0) -> dict:
+    rec = Recorder(timeout=1.0)
+    rec.open_window(0.0, 2.0)
+    for _ in counts:
+        rec.new_user()
+    for uid, n in enumerate(counts):
+        for k in range(n):
+            t = k * 2.0 / max(n, 1)
+            rec.sample(uid, t, t, t + 0.001 * (uid + 1), 64)
+    return {"index": index, "pid": 100 + index, "connections": len(counts), "cpu_percent": cpu,
+            "measure_s": 2.0, "messages": rec.messages, "bytes": rec.bytes,
+            "errors": dict.fromkeys(ERROR_KINDS, 0),
+            "connect_errors": dict.fromkeys(CONNECT_KINDS, 0),
+            "corrected": histogram.encode(rec.corrected),
+            "uncorrected": histogram.encode(rec.uncorrected), "per_user": rec.per_user,
+            "buckets": rec.take_buckets(10.0, final=True), "late_p50_us": late_us}
+
+
+CFG = {"connections": 4, "mode": "open", "rate": 10.0, "duration": 2.0}
+RAMP = {"connected": 4, "served": 4, "ramp_timed_out": False, "ramp_s": 0.5}
+
+
+def _assemble(finals, cfg=CFG):
+    buckets: dict[int, list[str]] = {}
+    for f in finals:
+        for i, enc in f["buckets"].items():
+            buckets.setdefault(int(i), []).append(enc)
+    return assemble(cfg, RAMP, finals, buckets)
+
+
+def test_workers_are_merged_and_fairness_spans_all_connections():
+    r = _assemble([_final(1, [10, 10]), _final(0, [10, 0])])
+    assert r["messages"] == 30 and r["bytes"] == 30 * 64
+    assert [w["index"] for w in r["workers"]] == [0, 1]
+    assert r["fairness"]["starved"] == 1 and r["fairness"]["max"] == 10
+    assert r["latency_us"]["corrected"]["count"] == 30
+    assert [i["messages"] for i in r["intervals"]] == [15, 15]
+    assert r["rate"] == {"target": 10.0, "achieved": 15.0}
+    assert not r["saturated"] and r["saturation_reason"] is None
+
+
+def test_connections_never_spawned_count_as_starved():
+    r = _assemble([_final(0, [5, 5])], cfg={**CFG, "connections": 5})
+    assert r["fairness"]["starved"] == 3
+
+
+def test_saturation_reasons():
+    r = _assemble([_final(0, [10, 10], cpu=95.0), _final(1, [10, 10], late_us=5000)],
+                  cfg={**CFG, "rate": 100.0})
+    assert r["saturated"]
+    reason = r["saturation_reason"]
+    assert "worker 0 CPU 95%" in reason
+    assert "worker 1 sent late" in reason
+    assert "< 95% of target 100" in reason
+
+
+def test_closed_loop_has_no_target_and_no_rate_verdict():
+    r = _assemble([_final(0, [3, 3])], cfg={**CFG, "mode": "closed", "rate": None})
+    assert r["rate"]["target"] is None and not r["saturated"]
