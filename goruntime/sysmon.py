@@ -9,6 +9,8 @@ Every tick (20 µs, doubling after 1 ms without anything to do, up to 10 ms, as 
   select, sleep(0), mutex lock, ``gosched``): a G that never awaits cannot be preempted, as
   in Go before 1.14 (there is no asynchronous preemption of Python code). Each such long
   run is counted in ``stats()["long_runs"]``; each honoured request in ``"preemptions"``;
+* starts an M when a timer is overdue by more than 1 ms and nobody waits for it (Go's
+  sysmon does the same for timers left behind on a busy or idle P);
 * prints the ``GODEBUG=schedtrace`` line when it is due (trace.py).
 """
 
