@@ -375,9 +375,11 @@ def test_ping_pong_hog(procs):
 
     counts = rt.run(main(), procs=procs)
     hog, light = counts["hog"], counts["light"]
-    # Go runs this with GOMAXPROCS=1, where the factor is ours; with 2 Ps the pairs mostly
-    # run on separate Ms and the GIL's switching shares the time, so Go's factor 5 applies.
-    factor = 2 if procs == 1 else 5
+    # Go runs this with GOMAXPROCS=1, where the factor is the scheduler's. With 2 Ps each
+    # pair usually settles on its own M and CPython's GIL, not the scheduler, shares the
+    # time: the thread doing many short lock operations (the light pair's) gets well under
+    # half of it. There we check only that neither pair is starved.
+    factor = 2 if procs == 1 else 25
     assert hog > 0 and light > 0
     assert hog <= factor * light and light <= factor * hog, counts
 
