@@ -52,14 +52,31 @@ def _series(run: dict) -> dict[str, list[tuple[int, dict]]]:
     return out
 
 
-def _line(ax, series, field, scale=1.0) -> bool:
+STARVED_MARK = 0.01  # a point whose server starved more than this share of connections
+
+
+def _line(ax, series, field, scale=1.0, mark_starved=False) -> bool:
+    """One line per label; with ``mark_starved``, points where the server left more than
+    ``STARVED_MARK`` of its connections without an echo are hollow and labelled: their
+    latency describes only the connections it served (an iterative server's one), and
+    would otherwise read as the best in the plot."""
     drawn = False
     for i, (label, pts) in enumerate(series.items()):
-        xs = [n for n, a in pts if a[field] is not None]
-        ys = [a[field] / scale for n, a in pts if a[field] is not None]
-        if xs:
-            ax.plot(xs, ys, marker="o", label=label, color=f"C{i % 10}")
-            drawn = True
+        xy = [(n, a[field] / scale, a) for n, a in pts if a[field] is not None]
+        if not xy:
+            continue
+        color = f"C{i % 10}"
+        ax.plot([n for n, _, _ in xy], [y for _, y, _ in xy], marker="o", label=label,
+                color=color)
+        drawn = True
+        if not mark_starved:
+            continue
+        for n, y, a in xy:
+            share = (a["starved"] or 0) / n
+            if share > STARVED_MARK:
+                ax.plot([n], [y], marker="o", color="white", markeredgecolor=color, zorder=3)
+                ax.annotate(f"{share:.0%} starved", (n, y), textcoords="offset points",
+                            xytext=(4, -10), fontsize=7, color=color)
     return drawn
 
 
@@ -132,7 +149,7 @@ def write_plots(run: dict, out_dir: Path) -> list[Path]:
     paths.append(p)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    drawn = _line(ax, series, "p99_corrected")
+    drawn = _line(ax, series, "p99_corrected", mark_starved=True)
     ax.set_title(PLOTS["p99.png"])
     _finish(fig, ax, drawn, p := out_dir / "p99.png", "connections", "p99 latency (ms)", True)
     paths.append(p)
