@@ -4,10 +4,11 @@ Why one user per connection (and not a user driving a group of connections): it 
 Locust's model intact (spawn rate = connect rate, one greenlet per connection, users
 stopped by the runner), and measured, it meets the latency target, so grouping (which
 would trade Locust's per-user model for a hand-made scheduler inside a user) buys
-nothing.  On this 2-core machine, shared with other jobs, 2 workers × 5,000 users
-against the asyncio server: at 5,000 msg/s open loop an uncorrected p50 of 0.2-0.7 ms
-(target ≤ 2 ms) at ~17 % CPU per worker; at 10,000 msg/s, i.e. 1 msg/s per connection,
-where a bare Locust user measured a p50 of ~210 ms, 1.1-1.7 ms at ~27 % CPU per worker.
+nothing.  On this 2-core machine (shared with other jobs; figures from runs when it was
+not oversubscribed), 2 workers × 5,000 users against the asyncio server: at 5,000 msg/s
+open loop an uncorrected p50 of 0.2-0.7 ms (target ≤ 2 ms) at 17-25 % CPU per worker;
+at 10,000 msg/s, i.e. 1 msg/s per connection, where a bare Locust user measured a p50 of
+~210 ms, 0.5-1.1 ms at 30-38 % CPU per worker.
 The bare user's 210 ms came from Locust's per-request machinery (a wait_time and a task
 pick per request, `events.request` feeding its statistics) in one process; this user runs
 one task that never returns and paces itself with one gevent timer per message.  It
