@@ -3,8 +3,8 @@
 Gs are ``async def`` coroutines run by ``run(main(), procs=N)``; see DESIGN.md for the API.
 """
 
-from . import net as net  # rt.net (I/O helper)
-from . import signal as signal  # rt.signal (I/O helper)
+from . import net as net  # rt.net
+from . import signal as signal  # rt.signal
 from .chan import Chan, close
 from .errors import Deadlock, Fatal, Panic
 from .proc import go, gomaxprocs, gosched, num_goroutine, run, syscall

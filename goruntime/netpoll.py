@@ -187,10 +187,10 @@ class Netpoller:
                 if g is not None:
                     waiters.pop()
                     torun.append(g)
-        if torun:
-            ready_param = proc.ready_param
-            for g in torun:
-                ready_param(g, True)
+        for g in torun:  # proc.ready_param(g, True), inlined: once per event
+            g.param = True
+            g.exc = None
+            g.waitreason = None
         return torun
 
     def netpoll_break(self) -> None:

@@ -27,13 +27,15 @@ Deviations from Go, made because of the GIL:
   run (Go sleeps 3 µs first and steals it anyway); sysmon also wakes an idle P then.
 * Preemption is cooperative only (Go before 1.14): see sysmon.py.
 
-Interface with the I/O helper (``/tmp/c10k-team/RUNTIME_INTERNALS.md``), implemented as
-written there: ``getg``, ``G.param``, ``gopark(unlockf, reason)``, ``goready(g, value,
-exc)``, ``ready_param``, ``injectglist``, ``sched.netpoller``, ``run``, ``syscall``.
-Backward-compatible additions: ``wakeNetPoller(when)`` (what ``timers.addtimer`` calls);
-``preempted()``/``preempt_yield()`` for gopark-free fast paths; ``goready`` wakes an idle P
-under the narrower condition above (the netpoller's ``injectglist`` still starts Ms for
-idle Ps as Go's does).
+The netpoller (netpoll.py) and everything else that blocks use this interface: ``getg()``
+(the G running on this thread's M); ``gopark(unlockf, reason)`` and ``goready(g, value,
+exc)``; ``ready_param(g, value, exc)`` sets what a G's gopark evaluates to before
+``injectglist(gs)`` queues a batch of such Gs (and starts Ms for idle Ps); ``sched.netpoller``
+is ``None`` until the first fd is registered, and the scheduler reaches the netpoller only
+through ``netpoll(delay)`` (-1 block, 0 poll, > 0 block at most that long; returns the Gs made
+ready), ``netpoll_break()`` (wake the M blocked in it) and ``waiting()`` (Gs parked on fds:
+not a deadlock). ``wakeNetPoller(when)`` is what ``timers.addtimer`` calls;
+``preempted()``/``preempt_yield()`` serve gopark-free fast paths.
 """
 
 from __future__ import annotations
@@ -336,6 +338,25 @@ def runqput(p: P, g: G) -> None:
     sched.globrunq.extend(batch)  # atomic; the caller holds p, so no wakeup is lost
 
 
+def runqget(p: P) -> G | None:
+    """Take runnext, else the head of the local queue (Go's runqget); None if both are empty.
+
+    Looks before popping: a pop on an empty list raises, and raising costs more than the
+    look. The pops stay guarded because a thief may empty either in between.
+    """
+    if p.runnext:
+        try:
+            return p.runnext.pop()
+        except IndexError:
+            pass
+    if p.runq:
+        try:
+            return p.runq.popleft()
+        except IndexError:
+            pass
+    return None
+
+
 def globrunqget(s: Sched, p: P, max_: int = 0) -> G | None:
     """Take a batch from the global queue into p's local queue; return one G (lock held)."""
     gq = s.globrunq
@@ -354,7 +375,13 @@ def globrunqget(s: Sched, p: P, max_: int = 0) -> G | None:
 
 
 def injectglist(gs: list[G]) -> None:
-    """Make a batch of Gs runnable (their param already set) and start Ms for idle Ps."""
+    """Make a batch of Gs runnable (their param already set) and start Ms for idle Ps.
+
+    As Go's injectglist: as many Gs as there are idle Ps go to the global queue, each with
+    an M started for it; the rest go to this M's local queue in one step. The netpoller hands
+    over a whole epoll_wait's worth at once, so with no idle P (always, with procs=1) this
+    takes no lock.
+    """
     if not gs:
         return
     s = sched
@@ -371,13 +398,20 @@ def injectglist(gs: list[G]) -> None:
         for _ in range(n):
             startm(s, None, False)
         return
-    with s.lock:
-        n = min(len(gs), s.npidle)
-        s.globrunq.extend(gs[:n])
-    for _ in range(n):
-        startm(s, None, False)
-    for g in gs[n:]:
-        runqput(p, g)
+    n = 0
+    if s.npidle:
+        with s.lock:
+            n = min(len(gs), s.npidle)
+            s.globrunq.extend(gs[:n])
+        for _ in range(n):
+            startm(s, None, False)
+        gs = gs[n:]
+    q = p.runq
+    if len(q) + len(gs) <= RUNQ_SIZE:
+        q.extend(gs)
+    else:
+        for g in gs:
+            runqput(p, g)
 
 
 # ---------------------------------------------------------------- Ms
@@ -559,19 +593,13 @@ def schedule(s: Sched, m: M) -> None:
                 with s.lock:
                     g = globrunqget(s, p, 1)
             if g is None:
-                try:
-                    g = p.runnext.pop()
-                except IndexError:
-                    try:
-                        g = p.runq.popleft()
-                    except IndexError:
-                        g = findrunnable(s, m)
-                        if g is None:
-                            continue
-                        p = m.p
-                    p.schedtick += 1
-            else:
-                p.schedtick += 1
+                g = runqget(p)
+                if g is None:
+                    g = findrunnable(s, m)
+                    if g is None:
+                        continue
+                    p = m.p
+            p.schedtick += 1
         rn = p.runnext
         while True:
             # execute g
@@ -609,8 +637,9 @@ def schedule(s: Sched, m: M) -> None:
             parks += 1
             unlockf, g.waitreason = y
             if unlockf is not None and unlockf() is False:
+                # Not parked after all: g goes back into runnext and, as in Go's park_m,
+                # keeps its time slice -- unless sysmon ended the slice (checked next).
                 goready(g, g.param, g.exc)
-                break
             if preemptreq and g.preempt:
                 # sysmon ended this time slice: the G it would pass to via runnext must not
                 # inherit it, or a ping-pong pair would starve the global queue.
@@ -633,10 +662,19 @@ def schedule(s: Sched, m: M) -> None:
                 or (globrunq and p.schedtick % 61 == 0)
             ):
                 break
+            # Next G without going round the outer loop (its checks were just made): runnext
+            # inherits the time slice, a G from the local queue starts a new one.
+            if rn:
+                try:
+                    g = rn.pop()
+                    continue
+                except IndexError:  # a thief took it
+                    pass
             try:
-                g = rn.pop()
+                g = p.runq.popleft()
             except IndexError:
                 break
+            p.schedtick += 1
         if y.__class__ is tuple or y is _EXITED:
             continue
         if y is GOSCHED or y is PREEMPT:
