@@ -12,11 +12,11 @@ from tests.loadgen.conftest import ROOT, loadgen_cmd
 
 def test_stall_reflected_in_corrected_p99_only(fault_server, kill_on_exit):
     s = fault_server("stall")
-    # 2 connections x 50 msg/s: the stall delays ~100 intended sends (1/6 of the run)
+    # 2 connections x 50 msg/s for 8 s: the stall delays ~100 of ~800 intended sends
     # but only the 2 messages in flight when it began wait long from their actual send.
     p = subprocess.Popen(
         loadgen_cmd(s.port, "--connections", "2", "--mode", "open", "--rate", "100",
-                    "--duration", "6", "--warmup", "0", "--workers", "1",
+                    "--duration", "8", "--warmup", "0", "--workers", "1",
                     "--progress", "json", "--json"),
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
@@ -30,9 +30,12 @@ def test_stall_reflected_in_corrected_p99_only(fault_server, kill_on_exit):
     assert p.returncode == 0, err
     r = json.loads(out)
     corr, unc = r["latency_us"]["corrected"], r["latency_us"]["uncorrected"]
-    assert r["messages"] >= 570
-    assert sum(r["errors"].values()) == 0
-    assert corr["p99"] >= 500_000  # intended sends spread over the whole second
-    assert corr["max"] >= 900_000
-    assert unc["p99"] < 100_000  # 2 of ~600 samples waited; p99 does not see them
-    assert unc["max"] >= 500_000  # ...but they are there
+    seen = f"corrected {corr}, uncorrected {unc}"
+    assert r["messages"] >= 760, seen
+    assert sum(r["errors"].values()) == 0, r["errors"]
+    assert corr["p99"] >= 500_000, seen  # intended sends spread over the whole second
+    assert corr["max"] >= 900_000, seen
+    # 2 of ~800 samples waited from their actual send; p99 does not see them (the bound
+    # leaves room for a machine busy with other work)...
+    assert unc["p99"] < 150_000 and unc["p99"] * 3 < corr["p99"], seen
+    assert unc["max"] >= 500_000, seen  # ...but they are there
