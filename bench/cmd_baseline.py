@@ -8,9 +8,7 @@ measured on: save one on the machine where ``make regress`` will run.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from tabulate import tabulate
@@ -34,20 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sh.add_argument("name")
 
 
-def _atomic_copy(data: bytes, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(name: str, ref: str) -> Path:
     """Copy the run ``ref`` to ``BASELINES_DIR/name.json`` atomically; the target path."""
     if not _NAME.match(name):
@@ -59,7 +43,7 @@ def save(name: str, ref: str) -> Path:
     target = store.BASELINES_DIR / f"{name}.json"
     if src.resolve() == target.resolve():
         raise UsageError(f"{src} is already baseline {name!r}")
-    _atomic_copy(src.read_bytes(), target)
+    store.atomic_write(src.read_bytes(), target)
     return target
 
 

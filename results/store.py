@@ -79,8 +79,18 @@ def save_run(run: dict, out_dir: Path | None = None) -> Path:
     directory = Path(out_dir) if out_dir is not None else RUNS_DIR
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{run['id']}.json"
-    data = json.dumps(run, indent=1, allow_nan=False).encode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{run['id']}.", suffix=".tmp", dir=directory)
+    atomic_write(json.dumps(run, indent=1, allow_nan=False).encode(), target)
+    return target
+
+
+def atomic_write(data: bytes, target: Path) -> None:
+    """Write ``data`` to ``target`` so a reader sees the old file or the whole new one.
+
+    Temp file in the same directory, fsync, rename, fsync of the directory: a crash or
+    Ctrl-C at any point leaves no half-written file (at worst a ``.tmp`` is removed).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -90,12 +100,11 @@ def save_run(run: dict, out_dir: Path | None = None) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dirfd = os.open(directory, os.O_RDONLY)
+    dirfd = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(dirfd)
     finally:
         os.close(dirfd)
-    return target
 
 
 def read_run_file(path: Path) -> dict:

@@ -1,20 +1,12 @@
 """Channel semantics, ported from the behaviour of Go's chan_test.go."""
 
-import time
 
 import pytest
 
 import goruntime as rt
+from tests.goruntime.support import until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def until(cond, timeout: float = 5.0) -> None:
-    """Let other Gs run until cond() holds (a wait that does not depend on machine load)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        await rt.sleep(0.001)
 
 
 def test_buffered_channel_is_fifo_and_reports_len_and_cap(procs):

@@ -1,21 +1,13 @@
 """select semantics, ported from the behaviour of Go's select_test.go / chan_test.go."""
 
-import time
 
 import pytest
 from scipy.stats import chisquare
 
 import goruntime as rt
+from tests.goruntime.support import until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def until(cond, timeout: float = 5.0) -> None:
-    """Let other Gs run until cond() holds (a wait that does not depend on machine load)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        await rt.sleep(0.001)
 
 
 def test_default_is_taken_only_when_nothing_is_ready(procs):
