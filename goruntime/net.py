@@ -55,10 +55,8 @@ class Conn:
         Raises ErrNetClosing if the conn is (or gets) closed, Timeout past the read
         deadline, and the socket's error (ConnectionResetError, ...) otherwise.
         """
-        if not 0 < n <= _MAXREAD:
-            if n <= 0:
-                return b""
-            n = _MAXREAD
+        # Go's fd_unix.go Read: the syscall first, a park only when it would block. Hot
+        # path (64 B echo): park, recv, return -- no exception, no extra frame.
         pd = self.pd
         if self._drained and not pd.hup:
             # The last read drained the socket: wait first instead of a read that would
@@ -66,12 +64,15 @@ class Conn:
             # raises at once if the conn is closing or past its deadline.
             self._drained = False
             await pd.wait("r")
-        if pd.closing or pd.rd < 0:
+        if pd.closing or pd.rd < 0.0:
             pd.checkerr("r")
-        recv = self.sock.recv
+        if not 0 < n <= _MAXREAD:
+            if n <= 0:
+                return b""
+            n = _MAXREAD
         while True:
             try:
-                data = recv(n)
+                data = self.sock.recv(n)
             except (BlockingIOError, InterruptedError):
                 data = None
             except OSError as e:
@@ -83,7 +84,7 @@ class Conn:
             # Parked outside the except clause: a G suspended inside one keeps the exception
             # and its traceback alive (hundreds of bytes per idle connection).
             await pd.wait("r")
-            if pd.closing or pd.rd < 0:
+            if pd.closing or pd.rd < 0.0:
                 pd.checkerr("r")
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
@@ -92,21 +93,20 @@ class Conn:
         On an error part of the data may have been written (as Go's Write, which returns the
         count written with the error); the exception is raised and the count is lost.
         """
+        # Go's fd_unix.go Write: one send that takes everything is the hot path.
         pd = self.pd
-        if pd.closing or pd.wd < 0:
+        if pd.closing or pd.wd < 0.0:
             pd.checkerr("w")
-        send = self.sock.send
-        total = len(data)
         try:
-            n = send(data)
-        except BlockingIOError:
-            n = 0
-        except InterruptedError:
+            n = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as e:
             raise _sockerr(e, self.closed) from None
+        total = len(data)
         if n == total:
             return total
+        send = self.sock.send
         view = memoryview(data)[n:]
         while view:
             try:
@@ -119,7 +119,7 @@ class Conn:
                 view = view[n:]
                 continue
             await pd.wait("w")
-            if pd.closing or pd.wd < 0:
+            if pd.closing or pd.wd < 0.0:
                 pd.checkerr("w")
         return total
 
@@ -177,7 +177,7 @@ class Listener:
         and retry rather than treat as fatal (Go's net/http does).
         """
         pd = self.pd
-        if pd.closing or pd.rd < 0:
+        if pd.closing or pd.rd < 0.0:
             pd.checkerr("r")
         while True:
             try:
@@ -188,7 +188,7 @@ class Listener:
                 raise _sockerr(e, self.closed) from None
             if fd < 0:
                 await pd.wait("r")
-                if pd.closing or pd.rd < 0:
+                if pd.closing or pd.rd < 0.0:
                     pd.checkerr("r")
                 continue
             s = socket.socket(self.sock.family, socket.SOCK_STREAM, 0, fileno=fd)

@@ -139,13 +139,15 @@ class Netpoller:
             return []
         if not events:
             return []
-        torun = []
+        torun: list = []
         pds = self.pds
         efd = self.efd
         waiters = self.waiters
+        ready = pdReady
         for fd, ev in events:
-            if fd == efd:
-                if delay != 0:
+            pd = pds.get(fd)
+            if pd is None:
+                if fd == efd and delay != 0:
                     # Only a blocking poll drains the eventfd: a netpoll(0) leaves the wakeup
                     # for the M that is (or is about to be) blocked in epoll_wait.
                     try:
@@ -154,43 +156,34 @@ class Netpoller:
                         pass
                     self.wakesig = False
                 continue
-            pd = pds.get(fd)
-            if pd is None:
-                continue
             # netpollready, with netpollunblock(ioready=True) inlined: this loop runs once per
             # event. Reading pdReady without the lock is safe: only the G's wait moves rg/wg
             # away from pdReady, and skipping then is the same as unblocking just before it.
+            # A woken G's wakeup value (True: I/O ready) is set here; the injector clears
+            # its waitreason.
             if ev & _READ_EVENTS:
                 if ev & _HUP_EVENTS:
                     pd.hup = True  # before the unblock: see pollDesc.hup
-                if pd.rg is not pdReady:
+                if pd.rg is not ready:
                     with pd.lock:
                         g = pd.rg
                         if g is None:
-                            pd.rg = pdReady
-                        elif g is not pdReady:
-                            pd.rg = None  # a parked G: it gets True as its wakeup value
-                        else:
-                            g = None
-                    if g is not None:
-                        waiters.pop()
-                        torun.append(g)
-            if ev & _WRITE_EVENTS and pd.wg is not pdReady:
+                            pd.rg = ready
+                        elif g is not ready:
+                            pd.rg = None
+                            g.param = True
+                            torun.append(g)
+                            waiters.pop()
+            if ev & _WRITE_EVENTS and pd.wg is not ready:
                 with pd.lock:
                     g = pd.wg
                     if g is None:
-                        pd.wg = pdReady
-                    elif g is not pdReady:
+                        pd.wg = ready
+                    elif g is not ready:
                         pd.wg = None
-                    else:
-                        g = None
-                if g is not None:
-                    waiters.pop()
-                    torun.append(g)
-        for g in torun:  # proc.ready_param(g, True), inlined: once per event
-            g.param = True
-            g.exc = None
-            g.waitreason = None
+                        g.param = True
+                        torun.append(g)
+                        waiters.pop()
         return torun
 
     def netpoll_break(self) -> None:
@@ -255,6 +248,8 @@ class pollDesc:
     ``rd``/``wd`` are deadlines as Go keeps them: 0 none, > 0 an absolute time.monotonic()
     value with a timer armed, < 0 already passed. ``rseq``/``wseq`` change whenever a deadline
     is reset or the fd closes, so a timer that fires late for an old deadline does nothing.
+    Both are always floats, tested against ``0.0``: CPython compares two floats on a fast
+    path, a float with an int through the generic one (every read and write tests them).
     """
 
     __slots__ = (
@@ -271,8 +266,6 @@ class pollDesc:
         "wseq",
         "closing",
         "hup",
-        "rgp",
-        "wgp",
     )
 
     def __init__(self, fd: int, poller: Netpoller) -> None:
@@ -294,8 +287,6 @@ class pollDesc:
         # processed after it, which sets pdReady or wakes the G. A FIN that arrived with the
         # data would leave no later event, hence the flag (set before the unblock).
         self.hup = False
-        self.rgp: Any = None  # the G between wait() and its commit
-        self.wgp: Any = None
 
     def __repr__(self) -> str:
         return f"<pollDesc fd={self.fd} rg={self.rg!r} wg={self.wg!r} closing={self.closing}>"
@@ -307,9 +298,9 @@ class pollDesc:
         if self.closing:
             raise ErrNetClosing()
         if mode == "r":
-            if self.rd < 0:
+            if self.rd < 0.0:
                 raise Timeout()
-        elif self.wd < 0:
+        elif self.wd < 0.0:
             raise Timeout()
 
     # -- waiting -----------------------------------------------------------------------------
@@ -324,19 +315,20 @@ class pollDesc:
         happens is woken (and raises on its next wait).
         """
         # Go's poll_runtime_pollWait + netpollblock. A plain function that returns either a
-        # finished awaitable (an event was pending: consume it) or gopark itself, so the hot
+        # finished awaitable (an event was pending: consume it) or goparkg itself, so the hot
         # path adds no coroutine frame. Go announces the wait with a CAS nil -> pdWait before
-        # parking and commits with a CAS pdWait -> G after; here the commit (gopark's
-        # unlockf, run once the G is off its M) holds the pollDesc lock, so it re-checks rg
-        # and the error flags itself and the announce step is folded into it: one lock round
-        # trip per park instead of two. Close and deadlines set their flag under the same
-        # lock before they look for a G to wake, so either the commit sees the flag (and the
-        # G resumes at once) or the unblock sees the parked G. An unblock that takes the G
-        # clears rg/wg and hands over True (I/O ready) or False (closing or deadline).
+        # parking and commits with a CAS pdWait -> G after; here the commit (goparkg's
+        # unlockf, run once the G is off its M and given that G) holds the pollDesc lock, so
+        # it re-checks rg and the error flags itself and the announce step is folded into it:
+        # one lock round trip per park instead of two. Close and deadlines set their flag
+        # under the same lock before they look for a G to wake, so either the commit sees
+        # the flag (and the G resumes at once) or the unblock sees the parked G. An unblock
+        # that takes the G clears rg/wg and hands over True (I/O ready) or False (closing or
+        # deadline).
         r = mode == "r"
         if self.closing:
             raise ErrNetClosing()
-        if (self.rd if r else self.wd) < 0:
+        if (self.rd if r else self.wd) < 0.0:
             raise Timeout()
         old = self.rg if r else self.wg
         if old is not None:
@@ -350,41 +342,7 @@ class pollDesc:
                 elif self.wg is pdReady:
                     self.wg = None
                     return _READY
-        if r:
-            self.rgp = proc.getg()
-            return proc.gopark(self._commit_r, "IO wait")
-        self.wgp = proc.getg()
-        return proc.gopark(self._commit_w, "IO wait")
-
-    # gopark's unlockf: park (rg/wg = the G) unless an event or an error came first; an
-    # event is consumed and the G resumes at once. Bound methods, not closures: nothing per
-    # pollDesc stays allocated while it is idle.
-
-    def _commit_r(self) -> bool:
-        with self.lock:
-            g = self.rgp
-            self.rgp = None
-            old = self.rg
-            if old is None and not (self.closing or self.rd < 0):
-                self.rg = g
-                self.poller.waiters.append(None)
-                return True
-            if old is pdReady:
-                self.rg = None
-            return False
-
-    def _commit_w(self) -> bool:
-        with self.lock:
-            g = self.wgp
-            self.wgp = None
-            old = self.wg
-            if old is None and not (self.closing or self.wd < 0):
-                self.wg = g
-                self.poller.waiters.append(None)
-                return True
-            if old is pdReady:
-                self.wg = None
-            return False
+        return proc.goparkg(_commit_r if r else _commit_w, "IO wait", self)
 
     def unblock(self, mode: str, ioready: bool) -> Any:
         """Go's netpollunblock: record readiness (or an error) for ``mode``; return the G to
@@ -423,7 +381,7 @@ class pollDesc:
         deadline while a G is parked extends or shortens its wait (as Go's SetDeadline).
         """
         now = time.monotonic()
-        d = 0.0 if t is None else (t if t > now else -1.0)
+        d = 0.0 if t is None else (float(t) if t > now else -1.0)
         wake = []
         with self.lock:
             if self.closing:
@@ -524,3 +482,32 @@ def _deadlineimpl(arg: tuple) -> None:
     for g in wake:
         if g is not None:
             proc.goready(g, False)
+
+
+# goparkg's unlockf for pollDesc.wait, given the parking G: park it (rg/wg = g) unless an
+# event or an error came first; an event is consumed and the G resumes at once. Module
+# functions given the pollDesc: nothing per pollDesc stays allocated while it is idle.
+
+
+def _commit_r(g: Any, pd: pollDesc) -> bool:
+    with pd.lock:
+        old = pd.rg
+        if old is None and not (pd.closing or pd.rd < 0.0):
+            pd.rg = g
+            pd.poller.waiters.append(None)
+            return True
+        if old is pdReady:
+            pd.rg = None
+        return False
+
+
+def _commit_w(g: Any, pd: pollDesc) -> bool:
+    with pd.lock:
+        old = pd.wg
+        if old is None and not (pd.closing or pd.wd < 0.0):
+            pd.wg = g
+            pd.poller.waiters.append(None)
+            return True
+        if old is pdReady:
+            pd.wg = None
+        return False

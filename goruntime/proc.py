@@ -235,6 +235,16 @@ def gopark(unlockf: Callable[[], Any] | None = None, reason: str = "") -> Any:
 
 
 @types.coroutine
+def goparkg(unlockf: Callable[[G, Any], bool], reason: str, arg: Any) -> Any:
+    """:func:`gopark` with Go's unlockf signature: the M calls ``unlockf(g, arg)``.
+
+    For a parker that must record which G parks (the netpoller): the M passes the G it
+    took off, so the parker needs no ``getg()`` (a thread-local lookup) on its hot path.
+    """
+    return (yield (unlockf, reason, arg))
+
+
+@types.coroutine
 def gosched() -> Any:
     """Yield the processor: the G goes to the global run queue (Go's runtime.Gosched)."""
     yield _GOSCHED
@@ -635,8 +645,13 @@ def schedule(s: Sched, m: M) -> None:
             # park g (m.curg keeps pointing at it until the next G or the outer loop: a
             # store saved on the hot path; nothing reads it in between)
             parks += 1
-            unlockf, g.waitreason = y
-            if unlockf is not None and unlockf() is False:
+            if len(y) == 2:
+                unlockf, g.waitreason = y
+                parked = unlockf is None or unlockf() is not False
+            else:
+                unlockf, g.waitreason, arg = y
+                parked = unlockf(g, arg)
+            if not parked:
                 # Not parked after all: g goes back into runnext and, as in Go's park_m,
                 # keeps its time slice -- unless sysmon ended the slice (checked next).
                 goready(g, g.param, g.exc)
