@@ -160,30 +160,34 @@ class Netpoller:
             # event. Reading pdReady without the lock is safe: only the G's wait moves rg/wg
             # away from pdReady, and skipping then is the same as unblocking just before it.
             # A woken G's wakeup value (True: I/O ready) is set here; the injector clears
-            # its waitreason.
+            # its waitreason. Here and in the commits the lock is taken with acquire/release,
+            # not ``with``: nothing between can raise (the waiters entry exists while a G is
+            # parked), and ``with`` makes two bound methods per use.
             if ev & _READ_EVENTS:
                 if ev & _HUP_EVENTS:
                     pd.hup = True  # before the unblock: see pollDesc.hup
                 if pd.rg is not ready:
-                    with pd.lock:
-                        g = pd.rg
-                        if g is None:
-                            pd.rg = ready
-                        elif g is not ready:
-                            pd.rg = None
-                            g.param = True
-                            torun.append(g)
-                            waiters.pop()
-            if ev & _WRITE_EVENTS and pd.wg is not ready:
-                with pd.lock:
-                    g = pd.wg
+                    pd.lock.acquire()
+                    g = pd.rg
                     if g is None:
-                        pd.wg = ready
+                        pd.rg = ready
                     elif g is not ready:
-                        pd.wg = None
+                        pd.rg = None
                         g.param = True
                         torun.append(g)
                         waiters.pop()
+                    pd.lock.release()
+            if ev & _WRITE_EVENTS and pd.wg is not ready:
+                pd.lock.acquire()
+                g = pd.wg
+                if g is None:
+                    pd.wg = ready
+                elif g is not ready:
+                    pd.wg = None
+                    g.param = True
+                    torun.append(g)
+                    waiters.pop()
+                pd.lock.release()
         return torun
 
     def netpoll_break(self) -> None:
@@ -490,24 +494,30 @@ def _deadlineimpl(arg: tuple) -> None:
 
 
 def _commit_r(g: Any, pd: pollDesc) -> bool:
-    with pd.lock:
-        old = pd.rg
-        if old is None and not (pd.closing or pd.rd < 0.0):
-            pd.rg = g
-            pd.poller.waiters.append(None)
-            return True
-        if old is pdReady:
-            pd.rg = None
-        return False
+    lock = pd.lock
+    lock.acquire()
+    old = pd.rg
+    if old is None and not (pd.closing or pd.rd < 0.0):
+        pd.rg = g
+        pd.poller.waiters.append(None)
+        lock.release()
+        return True
+    if old is pdReady:
+        pd.rg = None
+    lock.release()
+    return False
 
 
 def _commit_w(g: Any, pd: pollDesc) -> bool:
-    with pd.lock:
-        old = pd.wg
-        if old is None and not (pd.closing or pd.wd < 0.0):
-            pd.wg = g
-            pd.poller.waiters.append(None)
-            return True
-        if old is pdReady:
-            pd.wg = None
-        return False
+    lock = pd.lock
+    lock.acquire()
+    old = pd.wg
+    if old is None and not (pd.closing or pd.wd < 0.0):
+        pd.wg = g
+        pd.poller.waiters.append(None)
+        lock.release()
+        return True
+    if old is pdReady:
+        pd.wg = None
+    lock.release()
+    return False
