@@ -63,7 +63,7 @@ class Conn:
             # only say EAGAIN (see pollDesc.hup for why no byte can be missed). wait()
             # raises at once if the conn is closing or past its deadline.
             self._drained = False
-            await pd.wait("r")
+            await pd.wait_read()
         if pd.closing or pd.rd < 0.0:
             pd.checkerr("r")
         if not 0 < n <= _MAXREAD:
@@ -83,7 +83,7 @@ class Conn:
                 return data
             # Parked outside the except clause: a G suspended inside one keeps the exception
             # and its traceback alive (hundreds of bytes per idle connection).
-            await pd.wait("r")
+            await pd.wait_read()
             if pd.closing or pd.rd < 0.0:
                 pd.checkerr("r")
 
@@ -118,7 +118,7 @@ class Conn:
             if n >= 0:
                 view = view[n:]
                 continue
-            await pd.wait("w")
+            await pd.wait_write()
             if pd.closing or pd.wd < 0.0:
                 pd.checkerr("w")
         return total
@@ -187,7 +187,7 @@ class Listener:
             except OSError as e:
                 raise _sockerr(e, self.closed) from None
             if fd < 0:
-                await pd.wait("r")
+                await pd.wait_read()
                 if pd.closing or pd.rd < 0.0:
                     pd.checkerr("r")
                 continue

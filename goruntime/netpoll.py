@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from . import proc, timers
+from .proc import goparkg
 
 __all__ = [
     "ErrNetClosing",
@@ -177,7 +178,7 @@ class Netpoller:
                         torun.append(g)
                         waiters.pop()
                     pd.lock.release()
-            if ev & _WRITE_EVENTS and pd.wg is not ready:
+            if pd.wg is not ready and ev & _WRITE_EVENTS:  # wg: pdReady unless writes block
                 pd.lock.acquire()
                 g = pd.wg
                 if g is None:
@@ -329,24 +330,39 @@ class pollDesc:
         # the flag (and the G resumes at once) or the unblock sees the parked G. An unblock
         # that takes the G clears rg/wg and hands over True (I/O ready) or False (closing or
         # deadline).
-        r = mode == "r"
+        return self.wait_read() if mode == "r" else self.wait_write()
+
+    def wait_read(self) -> Awaitable[None]:
+        """``wait("r")``, for the hot read path."""
         if self.closing:
             raise ErrNetClosing()
-        if (self.rd if r else self.wd) < 0.0:
+        if self.rd < 0.0:
             raise Timeout()
-        old = self.rg if r else self.wg
+        old = self.rg
         if old is not None:
             if old is not pdReady:
-                raise RuntimeError(f"goruntime: two Gs waiting on fd {self.fd} ({mode})")
+                raise RuntimeError(f"goruntime: two Gs waiting on fd {self.fd} (r)")
             with self.lock:
-                if r:
-                    if self.rg is pdReady:
-                        self.rg = None
-                        return _READY
-                elif self.wg is pdReady:
+                if self.rg is pdReady:
+                    self.rg = None
+                    return _READY
+        return goparkg(_commit_r, "IO wait", self)
+
+    def wait_write(self) -> Awaitable[None]:
+        """``wait("w")``."""
+        if self.closing:
+            raise ErrNetClosing()
+        if self.wd < 0.0:
+            raise Timeout()
+        old = self.wg
+        if old is not None:
+            if old is not pdReady:
+                raise RuntimeError(f"goruntime: two Gs waiting on fd {self.fd} (w)")
+            with self.lock:
+                if self.wg is pdReady:
                     self.wg = None
                     return _READY
-        return proc.goparkg(_commit_r if r else _commit_w, "IO wait", self)
+        return goparkg(_commit_w, "IO wait", self)
 
     def unblock(self, mode: str, ioready: bool) -> Any:
         """Go's netpollunblock: record readiness (or an error) for ``mode``; return the G to

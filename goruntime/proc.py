@@ -231,7 +231,7 @@ def gopark(unlockf: Callable[[], Any] | None = None, reason: str = "") -> Any:
     the G is made runnable again at once (as Go's park_m). If goready was given ``exc``, the
     await raises it instead.
     """
-    return (yield (unlockf, reason))
+    return (yield (None, reason, unlockf))  # the M's park request is goparkg's triple
 
 
 @types.coroutine
@@ -645,12 +645,11 @@ def schedule(s: Sched, m: M) -> None:
             # park g (m.curg keeps pointing at it until the next G or the outer loop: a
             # store saved on the hot path; nothing reads it in between)
             parks += 1
-            if len(y) == 2:
-                unlockf, g.waitreason = y
-                parked = unlockf is None or unlockf() is not False
+            parkf, g.waitreason, arg = y
+            if parkf is not None:
+                parked = parkf(g, arg)  # goparkg: Go's unlockf(gp, arg)
             else:
-                unlockf, g.waitreason, arg = y
-                parked = unlockf(g, arg)
+                parked = arg is None or arg() is not False  # gopark: unlockf()
             if not parked:
                 # Not parked after all: g goes back into runnext and, as in Go's park_m,
                 # keeps its time slice -- unless sysmon ended the slice (checked next).
