@@ -330,6 +330,8 @@ def _loadgen_result(case: dict, loadgen: Child, json_out: Path, reader: Progress
     if rc != 0:
         what = "rejected its arguments" if rc == 2 else f"exited ({loadgen.describe_exit()})"
         case["status"] = f"failed: loadgen {what}" + (f": {tail[:300]}" if tail else "")
+        if len(reader.other) > 1:  # what led up to it (workers going missing, say)
+            case["notes"].append("loadgen stderr: " + " | ".join(reader.other[-8:-1])[-1500:])
         return None
     try:
         result = json.loads(json_out.read_text())
