@@ -20,6 +20,9 @@ from __future__ import annotations
 import errno
 import socket
 import time
+import types
+from collections.abc import Generator
+from typing import Any
 
 from .netpoll import ErrNetClosing, Timeout, poll_open, pollDesc
 
@@ -49,21 +52,26 @@ class Conn:
     def __repr__(self) -> str:
         return f"<Conn fd={self.pd.fd} closed={self.closed}>"
 
-    async def read(self, n: int) -> bytes:
+    @types.coroutine
+    def read(self, n: int) -> Generator[Any, Any, bytes]:
         """Read up to ``n`` bytes; wait until at least one is available. ``b""`` at EOF.
 
         Raises ErrNetClosing if the conn is (or gets) closed, Timeout past the read
         deadline, and the socket's error (ConnectionResetError, ...) otherwise.
         """
         # Go's fd_unix.go Read: the syscall first, a park only when it would block. Hot
-        # path (64 B echo): park, recv, return -- no exception, no extra frame.
+        # path (64 B echo): park, recv, return -- no exception, and no frame besides this
+        # one: a generator-based coroutine, it yields pollDesc.read_park's request to the M
+        # itself (as proc.goparkg would) instead of awaiting a generator that does.
         pd = self.pd
         if self._drained and not pd.hup:
             # The last read drained the socket: wait first instead of a read that would
-            # only say EAGAIN (see pollDesc.hup for why no byte can be missed). wait()
+            # only say EAGAIN (see pollDesc.hup for why no byte can be missed). read_park
             # raises at once if the conn is closing or past its deadline.
             self._drained = False
-            await pd.wait_read()
+            req = pd.read_park()
+            if req is not None:
+                yield req
         if pd.closing or pd.rd < 0.0:
             pd.checkerr("r")
         if not 0 < n <= _MAXREAD:
@@ -83,7 +91,9 @@ class Conn:
                 return data
             # Parked outside the except clause: a G suspended inside one keeps the exception
             # and its traceback alive (hundreds of bytes per idle connection).
-            await pd.wait_read()
+            req = pd.read_park()
+            if req is not None:
+                yield req
             if pd.closing or pd.rd < 0.0:
                 pd.checkerr("r")
 

@@ -334,6 +334,14 @@ class pollDesc:
 
     def wait_read(self) -> Awaitable[None]:
         """``wait("r")``, for the hot read path."""
+        req = self.read_park()
+        return _READY if req is None else goparkg(*req)
+
+    def read_park(self) -> tuple | None:
+        """The first half of ``wait_read``: the park request a G yields to its M (what
+        proc.goparkg yields) to wait for reading, or None if an event arrived since the last
+        wait (it is consumed). Raises as ``wait`` does. Lets Conn.read yield the request
+        itself: no generator per park."""
         if self.closing:
             raise ErrNetClosing()
         if self.rd < 0.0:
@@ -345,8 +353,8 @@ class pollDesc:
             with self.lock:
                 if self.rg is pdReady:
                     self.rg = None
-                    return _READY
-        return goparkg(_commit_r, "IO wait", self)
+                    return None
+        return (_commit_r, "IO wait", self)
 
     def wait_write(self) -> Awaitable[None]:
         """``wait("w")``."""
