@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--procs", type=int, help="GOMAXPROCS of the goroutine server")
     a("--backlog", type=int, help="listen backlog passed to the servers")
     a("--server-cmd", help="an external server command following the server contract")
-    a("--pin", action="store_true", default=None, help="server and loadgen on separate CPUs")
+    a("--pin", action=argparse.BooleanOptionalAction, default=None,
+      help="server and loadgen+sampler on separate CPUs (default: on with 2+ CPUs)")
     a("--out", help="directory for the run file (default: results/runs)")
     a("--config", help="TOML file holding any of these settings")
     a("--resume", metavar="RUN", help="finish an interrupted run (id, path or 'latest')")
