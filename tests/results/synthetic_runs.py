@@ -31,8 +31,9 @@ def store_dirs(tmp_path, monkeypatch) -> tuple[Path, Path]:
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
     """``runner.py ARGV`` in-process through runner.main: (exit status, stdout, stderr).
 
-    Only this helper's commands are registered, so the tests do not depend on the
-    bench/report modules; dispatch and error handling are runner.py's own.
+    Only the regression commands (micro, compare, history, baseline) are registered, so
+    the tests do not depend on the bench/report modules; dispatch and error handling are
+    runner.py's own.
     """
     saved = runner.COMMANDS
     runner.COMMANDS = OUR_COMMANDS
