@@ -24,6 +24,13 @@ from . import proc as _proc
 from .errors import Panic
 from .proc import _tls, gopark, goready
 
+# Go's makechan limit for 8-byte (pointer-sized) elements on linux/amd64: the buffer plus the
+# hchan header must fit in maxAlloc (1 << heapAddrBits, 48 bits).
+_MAX_ALLOC = 1 << 48
+_HCHAN_SIZE = 96  # unsafe.Sizeof(hchan{}), already a multiple of maxAlign
+_ELEM_SIZE = 8
+MAX_CAP = (_MAX_ALLOC - _HCHAN_SIZE) // _ELEM_SIZE
+
 _locking = True  # False while a run has one P: then only one thread ever runs G code
 _p1: _proc.P | None = None  # that one P: the running G's M is _p1.m (no thread-local lookup)
 
@@ -82,12 +89,17 @@ def _wake(sg: Any, value: Any = None) -> None:
 
 
 class Chan:
-    """A Go channel of capacity ``cap`` (0: unbuffered)."""
+    """A Go channel of capacity ``cap`` (0: unbuffered).
+
+    ``cap`` must be an int in ``0..MAX_CAP`` (what Go's makechan accepts for 8-byte elements);
+    anything else panics ``makechan: size out of range``. The buffer grows as it fills, so a
+    large capacity costs nothing until used.
+    """
 
     __slots__ = ("_cap", "_buf", "_recvq", "_sendq", "_closed", "_lock", "_unlock", "__weakref__")
 
     def __init__(self, cap: int = 0) -> None:
-        if not isinstance(cap, int) or cap < 0:
+        if not isinstance(cap, int) or not 0 <= cap <= MAX_CAP:
             raise Panic("makechan: size out of range")
         self._cap = cap
         self._buf: deque = deque()

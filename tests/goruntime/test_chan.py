@@ -4,6 +4,7 @@
 import pytest
 
 import goruntime as rt
+from goruntime.chan import MAX_CAP
 from tests.goruntime.support import until
 
 pytestmark = pytest.mark.timeout(60)
@@ -220,6 +221,15 @@ def test_multi_consumer_no_value_lost_or_duplicated(procs, cap):
     assert s == expect
 
 
-def test_negative_capacity_panics():
-    with pytest.raises(rt.Panic, match="makechan: size out of range"):
-        rt.Chan(-1)
+@pytest.mark.parametrize("cap", [-1, 1 << 59, (1 << 63) - 1, MAX_CAP + 1],
+                         ids=["negative", "over-maxAlloc", "mul-overflow", "limit+1"])
+def test_capacity_go_rejects_panics(cap):
+    """Go's chancap.go: make(chan int, n) panics for these n on a 64-bit machine."""
+    with pytest.raises(rt.Panic, match="^makechan: size out of range$"):
+        rt.Chan(cap)
+
+
+def test_capacity_at_go_limit_is_accepted():
+    """(maxAlloc - hchanSize) / 8 = 2**45 - 12 is the largest capacity Go's makechan allows."""
+    assert MAX_CAP == 2**45 - 12
+    assert rt.Chan(MAX_CAP).cap() == MAX_CAP
