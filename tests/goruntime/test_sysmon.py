@@ -5,6 +5,7 @@ import time
 import pytest
 
 import goruntime as rt
+from tests.goruntime.support import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,23 +37,33 @@ def test_long_running_g_is_preempted_at_its_next_runtime_call():
 
 
 def test_select_default_spinner_is_preempted(procs):
+    """A G polling with select-default never parks; sysmon marks it after a time slice and
+    it yields at its next select. procs=1: main runs again only because of that; procs=2:
+    main waits on the other P until the preemption is counted."""
+
     async def main():
-        done = rt.Chan()
+        done, res = rt.Chan(), rt.Chan(1)
 
         async def spinner():
             n = 0
             while True:
                 i, _, _ = await rt.select(rt.recv(done), default=True)
                 if i == 0:
-                    return n
+                    await res.send(n)
+                    return
                 n += 1
 
         rt.go(spinner)
         await rt.sleep(0.001)
-        done.close()
-        return rt.stats()["preemptions"]
+        try:
+            await until(lambda: rt.stats()["preemptions"] > 0, timeout=10.0)
+        finally:
+            done.close()  # procs=2: the spinner stops even if it was never preempted
+        return await res.recv(), rt.stats()["preemptions"]
 
-    assert rt.run(main(), procs=procs) >= (1 if procs == 1 else 0)
+    spins, preemptions = rt.run(main(), procs=procs)
+    assert spins > 0
+    assert preemptions > 0
 
 
 def test_g_that_never_awaits_cannot_be_preempted_but_its_long_run_is_counted():
