@@ -83,6 +83,12 @@ def _split(loops: int, k: int) -> list[int]:
     return [loops // k + (1 if i < loops % k else 0) for i in range(k)]
 
 
+def _check_ops(done: int, loops: int, what: str) -> None:
+    """A body's postcondition: it did exactly ``loops`` ops (else its time means nothing)."""
+    if done != loops:
+        raise AssertionError(f"{what}: {done} of {loops} ops done")
+
+
 async def _create_goroutines(loops: int) -> float:
     wg = WaitGroup()
 
@@ -135,8 +141,7 @@ def _prodcons(cap: int) -> Callable[[int], Any]:
         c.close()
         n = await done.recv()
         dt = time.perf_counter() - t0
-        if n != loops:
-            raise AssertionError(f"consumer got {n} of {loops}")
+        _check_ops(n, loops, "consumer")
         return dt
 
     return body
@@ -159,6 +164,7 @@ async def _select_uncontended(loops: int) -> float:
 async def _select_sync_contended(loops: int) -> float:
     c1, c2 = Chan(0), Chan(0)
     wg = WaitGroup()
+    received: list[int] = []  # one entry per receiver (append is atomic across Ms)
 
     async def sender(per: int) -> None:
         s1, s2 = send(c1, 1), send(c2, 2)
@@ -170,6 +176,7 @@ async def _select_sync_contended(loops: int) -> float:
         r1, r2 = recv(c1), recv(c2)
         for _ in range(per):
             await select(r1, r2)
+        received.append(per)
         wg.done()
 
     wg.add(4)
@@ -178,7 +185,9 @@ async def _select_sync_contended(loops: int) -> float:
         proc.go(sender, per)
         proc.go(receiver, per)
     await wg.wait()
-    return time.perf_counter() - t0
+    dt = time.perf_counter() - t0
+    _check_ops(sum(received), loops, "receivers")
+    return dt
 
 
 def _hog_work() -> int:
@@ -223,18 +232,19 @@ async def _mutex_contended(loops: int) -> float:
         proc.go(worker, per)
     await wg.wait()
     dt = time.perf_counter() - t0
-    if counter[0] != loops:
-        raise AssertionError("mutex lost an increment")
+    _check_ops(counter[0], loops, "mutex holders")
     return dt
 
 
 async def _gosched(loops: int) -> float:
     wg = WaitGroup()
     gosched = proc.gosched
+    yielded: list[int] = []  # one entry per worker (append is atomic across Ms)
 
     async def worker(per: int) -> None:
         for _ in range(per):
             await gosched()
+        yielded.append(per)
         wg.done()
 
     wg.add(4)
@@ -242,7 +252,9 @@ async def _gosched(loops: int) -> float:
     for per in _split(loops, 4):
         proc.go(worker, per)
     await wg.wait()
-    return time.perf_counter() - t0
+    dt = time.perf_counter() - t0
+    _check_ops(sum(yielded), loops, "gosched workers")
+    return dt
 
 
 _MSG = bytes(range(64))
@@ -329,8 +341,7 @@ def _a_prodcons(cap: int) -> Callable[[int], Any]:
         await q.put(end)
         n = await t
         dt = time.perf_counter() - t0
-        if n != loops:
-            raise AssertionError(f"consumer got {n} of {loops}")
+        _check_ops(n, loops, "consumer")
         return dt
 
     return body
@@ -349,17 +360,22 @@ async def _a_mutex(loops: int) -> float:
 
     t0 = time.perf_counter()
     await asyncio.gather(*[worker(per) for per in _split(loops, 4)])
-    return time.perf_counter() - t0
+    dt = time.perf_counter() - t0
+    _check_ops(counter[0], loops, "lock holders")
+    return dt
 
 
 async def _a_gosched(loops: int) -> float:
-    async def worker(per: int) -> None:
+    async def worker(per: int) -> int:
         for _ in range(per):
             await asyncio.sleep(0)
+        return per
 
     t0 = time.perf_counter()
-    await asyncio.gather(*[worker(per) for per in _split(loops, 4)])
-    return time.perf_counter() - t0
+    done = await asyncio.gather(*[worker(per) for per in _split(loops, 4)])
+    dt = time.perf_counter() - t0
+    _check_ops(sum(done), loops, "sleep(0) workers")
+    return dt
 
 
 async def _a_netpoll(loops: int) -> float:

@@ -23,8 +23,10 @@ def test_registry_has_go_s_benchmarks():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_each_benchmark_runs_tiny_loops_and_reports_a_positive_time(name, procs):
+    """Uneven counts split among workers must still be exact: a body that did more or fewer
+    ops than asked fails its postcondition (AssertionError) instead of returning a time."""
     b = micro.BENCHMARKS[name]
-    for loops in (1, 7):  # uneven counts must still be exact (split among workers)
+    for loops in (1, 7):
         dt = b.run(loops, procs)
         assert isinstance(dt, float) and dt > 0
     a = b.run_asyncio(7)
