@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from results import report, store
@@ -60,14 +62,39 @@ def test_run_summary_counts_statuses(runs_dir):
         "ok": 1, "failed": 1, "aborted": 1}
 
 
+def _rows(table: str) -> list[dict[str, str]]:
+    """A tabulate "simple" table as one dict per row, keyed by header: each column spans
+    its run of dashes in the rule under the header (as wide as its widest cell)."""
+    header, rule, *body = table.splitlines()
+    spans = [m.span() for m in re.finditer(r"-+", rule)]
+    names = [header[a:b].strip() for a, b in spans]
+    return [{n: line[a:b].strip() for n, (a, b) in zip(names, spans, strict=True)}
+            for line in body]
+
+
+def _row(tables: dict[str, str], column: str, strategy: str) -> dict[str, str]:
+    """The row of ``strategy`` in the one table that has ``column``."""
+    [table] = [t for t in tables.values() if column in _rows(t)[0]]
+    [row] = [r for r in _rows(table) if r["strategy"] == strategy]
+    return row
+
+
 def test_tables_show_every_column_the_issue_asks_for(runs_dir):
-    run = bench_run([case("thread", 100, starved=3, errors=7), case("asyncio", 100)])
-    text = "\n".join(report.tables(run).values())
+    thread = case("thread", 100, starved=3, errors=7)
+    thread["netstat"]["ListenOverflows"] = 5
+    tables = report.tables(bench_run([thread, case("asyncio", 100)]))
+    text = "\n".join(tables.values())
     for col in ("msg/s", "p50", "p99", "p99.9", "errors", "starved", "cpu s/1k msg", "RSS MiB",
                 "mem/conn KiB", "threads", "procs", "listen overflows", "saturated"):
         assert col in text
-    thread_row = next(line for line in text.splitlines() if line.startswith("thread"))
-    assert " 7 " in thread_row and " 3 " in thread_row
+    perf = _row(tables, "errors", "thread")
+    assert (perf["errors"], perf["starved"]) == ("7", "3")
+    assert (perf["msg/s"], perf["p99"]) == ("100", "4.00 / 2.00")
+    cost = _row(tables, "threads", "thread")
+    assert (cost["threads"], cost["procs"], cost["fds"]) == ("101", "1", "105")
+    assert (cost["listen overflows"], cost["cpu s/1k msg"]) == ("5", "0.100")
+    other = _row(tables, "errors", "asyncio")
+    assert (other["errors"], other["starved"]) == ("0", "0")
 
 
 def test_plots_and_report_md_are_written_and_are_pngs(runs_dir, tmp_path):

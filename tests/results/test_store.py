@@ -105,10 +105,28 @@ def test_latest_skips_invalid_files_and_filters_by_kind(runs_dir):
     assert store.list_runs("bench") == []
 
 
+def _load_error(ref: str) -> str:
+    """The message of the RunFileError that load_run(ref) raises, checked to be one line."""
+    with pytest.raises(store.RunFileError) as e:
+        store.load_run(ref)
+    msg = str(e.value)
+    assert msg.strip() and "\n" not in msg, f"{ref!r}: {msg!r}"
+    return msg
+
+
 def test_unknown_refs_are_one_line_errors(runs_dir):
-    for ref in ("nosuchrun", "baseline:nope", "/nonexistent/x.json", "latest:foo"):
-        with pytest.raises(store.RunFileError):
-            store.load_run(ref)
+    """Each way a ref can miss is one line naming what was asked for."""
+    assert "no run in" in _load_error("latest")
+    a = store.new_run("micro", {})
+    store.save_run(a)
+    b = store.new_run("micro", {})
+    store.save_run(b)
+    prefix = os.path.commonprefix([a["id"], b["id"]])[:8]  # the date: a prefix of both ids
+    expect = {"nosuchrun": "nosuchrun", "baseline:nope": "nope",
+              "/nonexistent/x.json": "/nonexistent/x.json", "latest:foo": "latest:foo",
+              prefix: "matches 2 runs"}
+    for ref, named in expect.items():
+        assert named in _load_error(ref)
 
 
 def test_baseline_ref_reads_from_baselines_dir(runs_dir, tmp_path):
