@@ -43,11 +43,11 @@ def test_micro_with_a_tiny_filter_writes_a_valid_run(tmp_path):
     assert (case["name"], case["procs"], case["unit"]) == ("Gosched", 1, "us/op")
     assert case["loops"] >= 1 and case["errors"] == []
     assert len(case["values"]) == 4 and all(v > 0 for v in case["values"])
+    # Gosched has an asyncio twin (sleep(0)): paired, one asyncio value per goruntime value.
     av = case["asyncio_values"]
-    if av is not None:  # paired: one asyncio value per goruntime value, same process
-        assert len(av) == 4 and all(v > 0 for v in av)
-        ratios = [g / a for g, a in zip(case["values"], av, strict=True)]
-        assert case["ratio_median"] == pytest.approx(statistics.median(ratios))
+    assert av is not None and len(av) == 4 and all(v > 0 for v in av)
+    ratios = [g / a for g, a in zip(case["values"], av, strict=True)]
+    assert case["ratio_median"] == pytest.approx(statistics.median(ratios))
     assert "Gosched" in r.stdout and f"saved {files[0]}" in r.stdout
     assert "[1/2] Gosched procs=1 process 1/2" in r.stderr  # progress while it runs
     # The run compares with itself: identical samples, every metric "~", exit 0.
