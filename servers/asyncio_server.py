@@ -15,12 +15,15 @@ the high-water mark plus one read. ``eof_received`` returning false closes the
 connection once everything received has been written back (half-close).
 
 The accept loop is our own (``loop.sock_accept``) so that accept errors follow the shared
-:class:`~servers.base.AcceptBackoff` policy rather than asyncio's fixed 1 s retry.
+:class:`~servers.base.AcceptBackoff` policy rather than asyncio's fixed 1 s retry. Subclasses
+(asyncio-streams, uvloop) keep it and the shutdown, and change how a connection is served
+(:meth:`AsyncioServer.start_conn`) or which loop runs it (:meth:`AsyncioServer.serve`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import socket
 
@@ -78,6 +81,7 @@ class AsyncioServer(Server):
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)
+        self.conns: set[asyncio.BaseTransport] = set()  # aborted at shutdown
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
 
@@ -101,8 +105,7 @@ class AsyncioServer(Server):
             loop.add_signal_handler(signum, self.shutdown)
         if self.stopping:
             return
-        conns: set[asyncio.BaseTransport] = set()
-        acceptor = asyncio.create_task(self._accept_loop(sock, conns))
+        acceptor = asyncio.create_task(self._accept_loop(sock))
         stopped = asyncio.create_task(self._stop.wait())
         try:
             await asyncio.wait({acceptor, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -111,14 +114,13 @@ class AsyncioServer(Server):
         finally:
             acceptor.cancel()
             stopped.cancel()
-            for transport in list(conns):
+            for transport in list(self.conns):
                 transport.abort()
             await asyncio.sleep(0)
 
-    async def _accept_loop(self, sock: socket.socket, conns: set[asyncio.BaseTransport]) -> None:
+    async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         backoff = AcceptBackoff()
-        shared = ReadBuffer()
         while True:
             try:
                 conn, _ = await loop.sock_accept(sock)
@@ -127,6 +129,17 @@ class AsyncioServer(Server):
                 continue
             backoff.succeeded()
             try:
-                await loop.connect_accepted_socket(lambda: EchoProtocol(conns, shared), conn)
+                await self.start_conn(conn)
             except OSError:
                 conn.close()  # reset before we could set it up: nothing to serve
+
+    async def start_conn(self, conn: socket.socket) -> None:
+        """Echo on the accepted ``conn``; its transport is in ``conns`` until it is lost."""
+        shared = self._read_buffer
+        await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: EchoProtocol(self.conns, shared), conn
+        )
+
+    @functools.cached_property
+    def _read_buffer(self) -> ReadBuffer:
+        return ReadBuffer()

@@ -105,6 +105,11 @@ class Server:
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self._wake_w, False)
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this strategy cannot run here (an optional package is missing), or ``None``."""
+        return None
+
     def serve(self, sock: socket.socket) -> None:
         raise NotImplementedError
 

@@ -7,6 +7,9 @@ here; to run it under several settings, add one line, e.g.::
 
     "goroutine": [["--procs", "1"], ["--procs", "2"]],
 
+A strategy that cannot run here (``servers.unavailable``: uvloop without its extra) is
+collected and skipped with the reason.
+
 ``launch(argv)`` starts ``python -m servers *argv``, waits for the listening line and
 kills the server's whole process tree when the test ends, whatever happened.
 """
@@ -17,7 +20,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from servers import STRATEGIES
+from servers import STRATEGIES, unavailable
 from tests.servers.support import ServerProcess, start_server
 
 VARIANTS: dict[str, list[list[str]]] = {
@@ -34,10 +37,16 @@ def _argv_id(argv: list[str]) -> str:
     return "-".join(a.lstrip("-") for a in argv)
 
 
+def _param(argv: list[str]):
+    """``argv`` as a parameter; skipped, with the reason, if its strategy cannot run here."""
+    reason = unavailable(argv[0])
+    marks = [pytest.mark.skip(reason=reason)] if reason else []
+    return pytest.param(argv, id=_argv_id(argv), marks=marks)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "server_argv" in metafunc.fixturenames:
-        argvs = all_server_argvs()
-        metafunc.parametrize("server_argv", argvs, ids=[_argv_id(a) for a in argvs])
+        metafunc.parametrize("server_argv", [_param(a) for a in all_server_argvs()])
 
 
 @pytest.fixture
