@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: bench bench-quick test lint micro regress clean-venv
+.PHONY: bench bench-quick test lint micro units regress clean-venv
 
 # (Re)install only when .venv is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -20,6 +20,10 @@ bench-quick: $(STAMP)
 
 micro: $(STAMP)
 	$(PY) runner.py micro
+
+# What one goroutine, task, greenlet, thread and process cost here (~10 min; see README).
+units: $(STAMP)
+	$(PY) runner.py units
 
 # Gate on the goruntime/asyncio ratio: measured in the same process, it survives a noisy
 # machine where absolute time/op does not (see results/compare.py).

@@ -1,0 +1,838 @@
+"""What one unit of concurrency costs on this machine, measured in the process that runs this.
+
+``python -m bench.units UNIT FIGURE [options]`` measures one figure of one unit and prints
+one JSON line (``runner.py units`` runs it in fresh processes and keeps the medians).
+
+Units (:data:`UNITS`), each the thing one bench strategy spends per connection:
+
+* ``goroutine``: a G of goruntime on one P (``rt.run(procs=1)``);
+* ``asyncio``: an ``asyncio`` Task;
+* ``gevent``: a gevent Greenlet;
+* ``thread``: a ``threading.Thread`` with the default stack (glibc takes ``ulimit -s``);
+* ``thread-256k``: the same after ``threading.stack_size(256 KiB)``, the thread server's stack;
+* ``process``: an ``os.fork()`` child made as the fork server makes one: ``gc.freeze()``
+  first, SIGTERM/SIGINT blocked across the fork, handlers reset, ``PR_SET_PDEATHSIG`` set.
+
+Figures (:data:`FIGURES`):
+
+* ``create``: spawn n units that end at once, then wait for all; µs per unit.
+* ``switch``: ping-pong between two units through the cheapest handoff each has (goroutine:
+  one unbuffered Chan; asyncio: a Future per hop; gevent: one unbuffered Channel; thread and
+  process: a pipe pair); µs per switch, one switch being one hop (a round trip is two). Beside
+  it the kernel context switches (voluntary + involuntary, ``getrusage``) per switch of what
+  does the hops: the calling thread for the user-space units (goruntime's sysmon thread is not
+  a hop and is left out), the whole process for threads, parent and child for processes.
+* ``memory``: n units parked (blocked on an event that comes only at release); the growth of
+  RSS per unit (PSS over parent and children for processes, the honest figure for
+  copy-on-write), and beside it the growth of the machine's ``KernelStack + PageTables`` per
+  unit (``/proc/meminfo``: kernel memory that no RSS shows; machine-wide, so noisy).
+* ``hold``: park more units in doubling steps, each step cut so that it stays inside the
+  :class:`Budget` (memory, time, kernel tasks) by the cost per unit measured so far; stop when
+  no unit fits, the machine's available memory falls under the floor, or the OS refuses one.
+  All units are then released and reaped: ``left`` counts threads or children still alive
+  (must be 0).
+
+One memory or hold figure per process: a second one in the same process would reuse the
+memory the first freed. Exit 0 with the JSON line, 1 with one line on stderr if the
+measurement failed, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import gc
+import json
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from bench.micro_worker import calibrate
+
+FIGURES = ("create", "switch", "memory", "hold")
+GIB = 1 << 30
+FIRST_STEP = 1  # units parked by the hold search's first step; then it doubles
+MARGIN = 0.9  # share of a budget's projected room that one step may take
+SMALL_STACK = 256 * 1024  # servers/thread.py's default --thread-stack
+PR_SET_PDEATHSIG = 1
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+# ---------------------------------------------------------------- readings
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident set size of one process (``/proc/PID/statm``)."""
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+def pss_bytes(pid: int | str = "self") -> int:
+    """Proportional set size of one process (``/proc/PID/smaps_rollup``): each shared page
+    counted once across the processes that map it."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"no Pss line in /proc/{pid}/smaps_rollup")
+
+
+def meminfo(*fields: str) -> int:
+    """The sum of the named ``/proc/meminfo`` fields, in bytes."""
+    total = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name in fields:
+                total += int(rest.split()[0]) * 1024
+    return total
+
+
+def kernel_bytes() -> int:
+    """Machine-wide kernel memory that grows with tasks: kernel stacks and page tables."""
+    return meminfo("KernelStack", "PageTables")
+
+
+def ctx_switches(who: int) -> int:
+    """Voluntary + involuntary context switches so far of ``who`` (a ``resource.RUSAGE_*``)."""
+    ru = resource.getrusage(who)
+    return ru.ru_nvcsw + ru.ru_nivcsw
+
+
+# ---------------------------------------------------------------- units
+
+
+class Pool(ABC):
+    """Parked units of one kind: ``add`` parks more, ``release`` ends and waits for all."""
+
+    def __init__(self) -> None:
+        self.count = 0  # units parked now (those started before an error included)
+
+    @abstractmethod
+    async def add(self, k: int) -> None:
+        """Park ``k`` more units; raise ``OSError``/``RuntimeError`` when the OS refuses one."""
+
+    @abstractmethod
+    async def release(self) -> None:
+        """Wake every parked unit, let it end, and wait for it; the pool is then empty."""
+
+    def footprint(self) -> int:
+        """The memory the pool's units live in: this process's RSS unless overridden."""
+        return rss_bytes()
+
+    def left(self) -> int:
+        """Threads or processes of the pool still alive (after ``release``: must be 0)."""
+        return 0
+
+
+class Unit(ABC):
+    """One kind of unit: how to create, switch between and park it.
+
+    ``run`` drives a coroutine the way the unit needs (inside ``rt.run``, ``asyncio.run``, or
+    directly for units whose methods never suspend); every measurement is such a coroutine.
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    strategy: ClassVar[str | None] = None  # the bench strategy with one of these per connection
+    kernel_task: ClassVar[bool] = False  # one kernel task (thread or process) per unit
+    metric: ClassVar[str] = "rss"
+    memory_n: ClassVar[int] = 10_000  # units parked by the memory figure by default
+    switch_scope: ClassVar[int] = resource.RUSAGE_THREAD  # whose switches a hop makes
+
+    def run(self, coro: Coroutine) -> Any:
+        return drive(coro)
+
+    @abstractmethod
+    async def create(self, n: int) -> float:
+        """Seconds to spawn ``n`` units that end at once and wait for all of them."""
+
+    @abstractmethod
+    async def switch(self, rounds: int) -> tuple[float, int]:
+        """Seconds for ``rounds`` round trips (2 switches each) between two units, and the
+        kernel context switches made meanwhile (``switch_scope``)."""
+
+    @abstractmethod
+    def pool(self) -> Pool: ...
+
+
+def drive(coro: Coroutine) -> Any:
+    """Run a coroutine that never suspends (its awaits are all plain calls) to its result."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("a synchronous unit's coroutine suspended")
+
+
+# -- goroutine
+
+
+class Goroutine(Unit):
+    name = "goroutine"
+    label = "goroutine (goruntime, 1 P)"
+    strategy = "goroutine"
+
+    def run(self, coro: Coroutine) -> Any:
+        import goruntime as rt
+
+        return rt.run(coro, procs=1)
+
+    async def create(self, n: int) -> float:
+        import goruntime as rt
+
+        wg = rt.WaitGroup()
+
+        async def f() -> None:
+            wg.done()
+
+        t0 = time.perf_counter()
+        wg.add(n)
+        for _ in range(n):
+            rt.go(f)
+        await wg.wait()
+        return time.perf_counter() - t0
+
+    async def switch(self, rounds: int) -> tuple[float, int]:
+        import goruntime as rt
+
+        c = rt.Chan(0)
+
+        async def pong() -> None:
+            for _ in range(rounds):
+                await c.send(await c.recv())
+
+        rt.go(pong)
+        cs0 = ctx_switches(self.switch_scope)
+        t0 = time.perf_counter()
+        for i in range(rounds):
+            await c.send(i)
+            await c.recv()
+        return time.perf_counter() - t0, ctx_switches(self.switch_scope) - cs0
+
+    def pool(self) -> Pool:
+        return _GoroutinePool()
+
+
+class _GoroutinePool(Pool):
+    """Gs parked receiving on one unbuffered Chan that nobody sends on; close wakes them."""
+
+    def __init__(self) -> None:
+        import goruntime as rt
+
+        super().__init__()
+        self._rt = rt
+        self._gate = rt.Chan(0)
+        self._ended = rt.WaitGroup()
+
+    async def _park(self, started: Any) -> None:
+        started.done()
+        await self._gate.recv()
+        self._ended.done()
+
+    async def add(self, k: int) -> None:
+        started = self._rt.WaitGroup()
+        started.add(k)
+        self._ended.add(k)
+        for _ in range(k):
+            self._rt.go(self._park, started)
+            self.count += 1
+        await started.wait()  # on one P the last G parks before main runs again
+
+    async def release(self) -> None:
+        self._gate.close()
+        await self._ended.wait()
+        self.count = 0
+
+
+# -- asyncio
+
+
+class AsyncioTask(Unit):
+    name = "asyncio"
+    label = "asyncio task"
+    strategy = "asyncio"
+
+    def run(self, coro: Coroutine) -> Any:
+        return asyncio.run(coro)
+
+    async def create(self, n: int) -> float:
+        async def f() -> None:
+            pass
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*[asyncio.create_task(f()) for _ in range(n)])
+        return time.perf_counter() - t0
+
+    async def switch(self, rounds: int) -> tuple[float, int]:
+        loop = asyncio.get_running_loop()
+        hop = [loop.create_future(), loop.create_future()]  # [to pong, to ping]
+
+        async def pong() -> None:
+            for _ in range(rounds):
+                await hop[0]
+                hop[0] = loop.create_future()
+                hop[1].set_result(None)
+
+        task = asyncio.create_task(pong())
+        await asyncio.sleep(0)  # pong waits on hop[0]
+        cs0 = ctx_switches(self.switch_scope)
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            hop[0].set_result(None)
+            await hop[1]
+            hop[1] = loop.create_future()
+        dt = time.perf_counter() - t0
+        cs = ctx_switches(self.switch_scope) - cs0
+        await task
+        return dt, cs
+
+    def pool(self) -> Pool:
+        return _TaskPool()
+
+
+class _TaskPool(Pool):
+    """Tasks parked on one ``asyncio.Event``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._gate = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._started = 0
+
+    async def _park(self) -> None:
+        self._started += 1
+        await self._gate.wait()
+
+    async def add(self, k: int) -> None:
+        for _ in range(k):
+            self._tasks.append(asyncio.create_task(self._park()))
+            self.count += 1
+        while self._started < self.count:
+            await asyncio.sleep(0)
+
+    async def release(self) -> None:
+        self._gate.set()
+        await asyncio.gather(*self._tasks)
+        self._tasks.clear()
+        self.count = 0
+
+
+# -- gevent
+
+
+class Greenlet(Unit):
+    name = "gevent"
+    label = "gevent greenlet"
+
+    async def create(self, n: int) -> float:
+        import gevent
+
+        t0 = time.perf_counter()
+        gevent.joinall([gevent.spawn(_nothing) for _ in range(n)])
+        return time.perf_counter() - t0
+
+    async def switch(self, rounds: int) -> tuple[float, int]:
+        import gevent
+        from gevent.queue import Channel
+
+        c = Channel()
+
+        def pong() -> None:
+            for _ in range(rounds):
+                c.put(c.get())
+
+        g = gevent.spawn(pong)
+        gevent.sleep(0)  # pong waits in get
+        cs0 = ctx_switches(self.switch_scope)
+        t0 = time.perf_counter()
+        for i in range(rounds):
+            c.put(i)
+            c.get()
+        dt = time.perf_counter() - t0
+        cs = ctx_switches(self.switch_scope) - cs0
+        g.join()
+        return dt, cs
+
+    def pool(self) -> Pool:
+        return _GreenletPool()
+
+
+class _GreenletPool(Pool):
+    """Greenlets parked on one ``gevent.event.Event``."""
+
+    def __init__(self) -> None:
+        from gevent.event import Event
+
+        super().__init__()
+        self._gate = Event()
+        self._greenlets: list = []
+        self._started = 0
+
+    def _park(self) -> None:
+        self._started += 1
+        self._gate.wait()
+
+    async def add(self, k: int) -> None:
+        import gevent
+
+        for _ in range(k):
+            self._greenlets.append(gevent.spawn(self._park))
+            self.count += 1
+        while self._started < self.count:
+            gevent.sleep(0)
+
+    async def release(self) -> None:
+        import gevent
+
+        self._gate.set()
+        gevent.joinall(self._greenlets)
+        self._greenlets.clear()
+        self.count = 0
+
+
+# -- thread
+
+
+def _default_stack_text() -> str:
+    """The stack glibc gives a thread when none is asked for: ``ulimit -s``, if finite."""
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    if soft == resource.RLIM_INFINITY:
+        return "default stack"
+    return f"default stack, ulimit -s {soft >> 20} MiB" if soft >= 1 << 20 else (
+        f"default stack, ulimit -s {soft >> 10} KiB")
+
+
+class Thread(Unit):
+    name = "thread"
+    label = f"OS thread ({_default_stack_text()})"
+    strategy = "thread"
+    kernel_task = True
+    switch_scope = resource.RUSAGE_SELF
+    stack: ClassVar[int] = 0  # threading.stack_size: 0 is the platform default
+
+    async def create(self, n: int) -> float:
+        with _stack_size(self.stack):
+            t0 = time.perf_counter()
+            threads = [threading.Thread(target=_nothing) for _ in range(n)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return time.perf_counter() - t0
+
+    async def switch(self, rounds: int) -> tuple[float, int]:
+        with _stack_size(self.stack):
+            ping, pong = os.pipe(), os.pipe()
+            t = threading.Thread(target=_echo, args=(ping[0], pong[1]))
+            t.start()
+            return _pipe_ping_pong(rounds, ping, pong, t.join, self.switch_scope)
+
+    def pool(self) -> Pool:
+        return _ThreadPool(self.stack)
+
+
+class SmallStackThread(Thread):
+    name = "thread-256k"
+    label = "OS thread (256 KiB stack, as the thread server)"
+    stack = SMALL_STACK
+
+
+class _ThreadPool(Pool):
+    """Threads parked on one ``threading.Event``."""
+
+    def __init__(self, stack: int) -> None:
+        super().__init__()
+        self._stack = stack
+        self._gate = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    async def add(self, k: int) -> None:
+        with _stack_size(self._stack):
+            for _ in range(k):
+                t = threading.Thread(target=self._gate.wait, daemon=True)
+                t.start()  # RuntimeError("can't start new thread") at a limit
+                self._threads.append(t)
+                self.count += 1
+
+    async def release(self) -> None:
+        self._gate.set()
+        for t in self._threads:
+            t.join()
+        self.count = 0
+
+    def left(self) -> int:
+        return sum(t.is_alive() for t in self._threads)
+
+
+@contextmanager
+def _stack_size(size: int) -> Iterator[None]:
+    """``threading.stack_size(size)`` for the threads started inside, then the old size."""
+    old = threading.stack_size(size)
+    try:
+        yield
+    finally:
+        threading.stack_size(old)
+
+
+# -- process
+
+
+class Process(Unit):
+    name = "process"
+    label = "process (fork, as the fork server)"
+    strategy = "fork"
+    kernel_task = True
+    metric = "pss"
+    memory_n = 1_000
+    switch_scope = resource.RUSAGE_SELF  # plus the child's, reaped: RUSAGE_CHILDREN
+
+    async def create(self, n: int) -> float:
+        with _frozen_heap():
+            t0 = time.perf_counter()
+            pids = [fork_child(_nothing) for _ in range(n)]
+            for pid in pids:
+                os.waitpid(pid, 0)
+            return time.perf_counter() - t0
+
+    async def switch(self, rounds: int) -> tuple[float, int]:
+        ping, pong = os.pipe(), os.pipe()
+        with _frozen_heap():
+            pid = fork_child(lambda: _echo(ping[0], pong[1], close=(ping[1], pong[0])))
+        os.close(ping[0])
+        os.close(pong[1])
+        children0 = ctx_switches(resource.RUSAGE_CHILDREN)
+        dt, cs = _pipe_ping_pong(rounds, ping, pong, lambda: os.waitpid(pid, 0),
+                                 self.switch_scope)
+        return dt, cs + ctx_switches(resource.RUSAGE_CHILDREN) - children0
+
+    def pool(self) -> Pool:
+        return _ProcessPool()
+
+
+class _ProcessPool(Pool):
+    """Children parked reading a pipe whose write end only the parent keeps; closing it
+    gives every child EOF, and it exits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._r, self._w = os.pipe()
+        self._pids: list[int] = []
+
+    def _park(self) -> None:
+        os.close(self._w)
+        os.read(self._r, 1)
+
+    async def add(self, k: int) -> None:
+        with _frozen_heap():
+            for _ in range(k):
+                self._pids.append(fork_child(self._park))  # OSError(EAGAIN) at a limit
+                self.count += 1
+
+    async def release(self) -> None:
+        if self._w >= 0:
+            os.close(self._w)
+            self._w = -1
+        for pid in self._pids:
+            os.waitpid(pid, 0)
+        os.close(self._r)
+        self._pids.clear()
+        self.count = 0
+
+    def footprint(self) -> int:
+        return pss_bytes() + sum(pss_bytes(pid) for pid in self._pids)
+
+    def left(self) -> int:
+        return sum(os.path.exists(f"/proc/{pid}") for pid in self._pids)
+
+
+@contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """``gc.freeze()`` across forks, as the fork server does: a child's collector then never
+    touches (and so never copies) the parent's objects."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def fork_child(body: Callable[[], Any]) -> int:
+    """Fork a child that runs ``body`` and ``_exit``s (0, or 1 if it raised); its pid.
+
+    As the fork server: SIGTERM and SIGINT are blocked across the fork so the child never runs
+    the parent's handlers; the child resets them, and dies with its parent
+    (``PR_SET_PDEATHSIG``), so a killed measurement leaves no child behind.
+    """
+    parent = os.getpid()
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        pid = os.fork()
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return pid
+    status = 1
+    try:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() == parent:
+            body()
+            status = 0
+    finally:
+        os._exit(status)
+
+
+# -- helpers shared by thread and process
+
+
+def _nothing() -> None:
+    pass
+
+
+def _echo(r: int, w: int, close: tuple[int, ...] = ()) -> None:
+    """Copy one byte at a time from ``r`` to ``w`` until EOF (the other end of a ping-pong)."""
+    for fd in close:
+        os.close(fd)
+    while b := os.read(r, 1):
+        os.write(w, b)
+    os.close(r)
+    os.close(w)
+
+
+def _pipe_ping_pong(rounds: int, ping: tuple[int, int], pong: tuple[int, int],
+                    wait: Callable[[], Any], scope: int) -> tuple[float, int]:
+    """Ping-pong one byte ``rounds`` times with the echo at the far end of ``ping``/``pong``;
+    then close, ``wait`` for the echo to end, and count the switches of ``scope`` meanwhile."""
+    os.write(ping[1], b"x")  # the echo is up: outside the timing
+    os.read(pong[0], 1)
+    cs0 = ctx_switches(scope)
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        os.write(ping[1], b"x")
+        os.read(pong[0], 1)
+    dt = time.perf_counter() - t0
+    os.close(ping[1])
+    os.close(pong[0])
+    wait()
+    return dt, ctx_switches(scope) - cs0
+
+
+UNITS: dict[str, Unit] = {
+    u.name: u for u in (Goroutine(), AsyncioTask(), Greenlet(), Thread(), SmallStackThread(),
+                        Process())
+}
+
+
+# ---------------------------------------------------------------- figures
+
+
+async def memory(unit: Unit, n: int) -> dict:
+    """Park ``n`` units, read the growth, release them."""
+    pool = unit.pool()
+    gc.collect()
+    before, kernel_before = pool.footprint(), kernel_bytes()
+    try:
+        await pool.add(n)
+        gc.collect()
+        after, kernel_after = pool.footprint(), kernel_bytes()
+    finally:
+        await pool.release()
+    return {"n": n, "metric": unit.metric, "bytes": (after - before) / n,
+            "kernel_bytes": (kernel_after - kernel_before) / n, "left": pool.left()}
+
+
+def task_limit() -> tuple[int, int]:
+    """(the most threads + processes the kernel lets this user have, how many exist now):
+    the least of ``pid_max``, ``threads-max`` and ``ulimit -u``; the count from
+    ``/proc/loadavg``."""
+    limits = [int(open(f"/proc/sys/kernel/{f}").read()) for f in ("pid_max", "threads-max")]
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    if nproc != resource.RLIM_INFINITY:
+        limits.append(nproc)
+    with open("/proc/loadavg") as f:
+        in_use = int(f.read().split()[3].split("/")[1])
+    return min(limits), in_use
+
+
+def default_tasks() -> int:
+    """The hold search's task budget: 10,000 (the bench's largest count), or half the tasks
+    the kernel has left, if fewer: the machine is shared, and others need pids too."""
+    limit, in_use = task_limit()
+    return max(1, min(10_000, (limit - in_use) // 2))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the hold search may spend: its own memory growth, time and kernel tasks, and how
+    much memory the machine must keep available for everyone else."""
+
+    bytes: int = 2 * GIB
+    seconds: float = 60.0
+    tasks: int = 10_000  # threads or processes (see default_tasks)
+    floor: int = 4 * GIB  # MemAvailable below which no step is taken
+
+    def __post_init__(self) -> None:
+        assert self.bytes > 0 and self.seconds > 0 and self.tasks > 0 and self.floor >= 0
+
+
+def next_step(count: int, used: int, elapsed: float, budget: Budget,
+              kernel_task: bool) -> tuple[int, str | None]:
+    """How many units the hold search parks next, or 0 and the budget that binds.
+
+    Doubles (``FIRST_STEP`` first), cut to the tasks left and to ``MARGIN`` of the memory and
+    time left at the cost per unit measured so far: the search closes in on the first budget
+    to bind without passing it (by more than the error of that cost).
+    """
+    room = {"memory": float("inf"), "time": float("inf"),
+            "tasks": budget.tasks - count if kernel_task else float("inf")}
+    if count:
+        if used > 0:
+            room["memory"] = MARGIN * (budget.bytes - used) * count / used
+        room["time"] = MARGIN * (budget.seconds - elapsed) * count / max(elapsed, 1e-9)
+    step = max(FIRST_STEP, count)
+    binding = min(room, key=room.__getitem__)
+    k = int(min(step, room[binding]))
+    return (k, None) if k >= 1 else (0, binding)
+
+
+async def hold(unit: Unit, budget: Budget) -> dict:
+    """Park as many units as the budget allows; where it stopped and why, then release all."""
+    pool = unit.pool()
+    gc.collect()
+    base = pool.footprint()
+    t0 = time.monotonic()
+    stop: dict[str, str] = {}
+    used = 0
+    try:
+        while not stop:
+            used = pool.footprint() - base
+            k, binding = next_step(pool.count, used, time.monotonic() - t0, budget,
+                                   unit.kernel_task)
+            available = meminfo("MemAvailable")
+            if binding:
+                stop = {"kind": binding, "detail": _budget_detail(binding, budget)}
+            elif available < budget.floor:
+                stop = {"kind": "machine",
+                        "detail": f"machine MemAvailable {available / GIB:.1f} GiB < "
+                                  f"floor {budget.floor / GIB:.1f} GiB"}
+            else:
+                try:
+                    await pool.add(k)
+                except (OSError, RuntimeError, MemoryError) as e:
+                    stop = {"kind": "limit", "detail": f"{type(e).__name__}: {e}"}
+                    used = pool.footprint() - base
+    finally:
+        held, seconds = pool.count, time.monotonic() - t0
+        await pool.release()
+    return {"held": held, "stop": stop, "seconds": seconds, "bytes": used, "left": pool.left(),
+            "budget": asdict(budget)}
+
+
+def _budget_detail(kind: str, b: Budget) -> str:
+    size = f"{b.bytes / GIB:.3g} GiB" if b.bytes >= GIB else f"{b.bytes / (1 << 20):.3g} MiB"
+    return {"memory": f"memory budget {size}",
+            "time": f"time budget {b.seconds:g} s",
+            "tasks": f"task budget {b.tasks:,} threads or processes"}[kind]
+
+
+def timed(unit: Unit, figure: str, n: int | None, values: int, warmups: int,
+          min_time: float) -> dict:
+    """``values`` µs per unit (create) or per switch (switch) after ``warmups``, each on a fresh
+    runtime/loop; ``n`` units or rounds per value, calibrated to ``min_time`` if None."""
+    cs_per: list[float] = []
+
+    def once(k: int) -> float:
+        if figure == "create":
+            return unit.run(unit.create(k))
+        dt, cs = unit.run(unit.switch(k))
+        cs_per.append(cs / (2 * k))
+        return dt
+
+    per = 1 if figure == "create" else 2
+    if n is None:
+        gc.collect()
+        n = calibrate(once, min_time)
+    out = []
+    for i in range(warmups + values):
+        gc.collect()
+        cs_per.clear()
+        dt = once(n)
+        if i >= warmups:
+            out.append({"us": dt / (per * n) * 1e6, "kernel_switches": cs_per[0] if cs_per
+                        else None})
+    res = {"n": n, "values": [v["us"] for v in out]}
+    if figure == "switch":
+        res["kernel_switches"] = [v["kernel_switches"] for v in out]
+    return res
+
+
+def measure(unit_name: str, figure: str, n: int | None = None, values: int = 3,
+            warmups: int = 1, min_time: float = 0.1, budget: Budget | None = None) -> dict:
+    """One figure of one unit in this process: the dict ``python -m bench.units`` prints."""
+    unit = UNITS[unit_name]
+    out: dict[str, Any] = {"unit": unit_name, "figure": figure}
+    if figure in ("create", "switch"):
+        out |= timed(unit, figure, n, values, warmups, min_time)
+    elif figure == "memory":
+        out |= unit.run(memory(unit, n or unit.memory_n))
+    elif figure == "hold":
+        out |= unit.run(hold(unit, budget or Budget()))
+    else:
+        raise ValueError(f"no figure {figure!r}")
+    return out
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _positive(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {v}")
+    return v
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.units", description=__doc__.splitlines()[0])
+    p.add_argument("unit", choices=list(UNITS))
+    p.add_argument("figure", choices=FIGURES)
+    p.add_argument("--n", type=_positive, help="units (rounds for switch); default: calibrated "
+                   "for timings, the unit's memory_n for memory")
+    p.add_argument("--values", type=_positive, default=3)
+    p.add_argument("--warmups", type=int, default=1)
+    p.add_argument("--min-time", type=float, default=0.1)
+    p.add_argument("--budget-bytes", type=_positive, default=Budget.bytes)
+    p.add_argument("--budget-s", type=float, default=Budget.seconds)
+    p.add_argument("--budget-tasks", type=_positive, default=default_tasks())
+    p.add_argument("--floor-bytes", type=int, default=Budget.floor)
+    args = p.parse_args(argv)
+    budget = Budget(args.budget_bytes, args.budget_s, args.budget_tasks, args.floor_bytes)
+    try:
+        result = measure(args.unit, args.figure, args.n, args.values, max(0, args.warmups),
+                         args.min_time, budget)
+    except Exception as e:  # one line for the parent, which records it
+        msg = str(e).splitlines()[0] if str(e) else ""
+        print(f"units: {args.unit} {args.figure}: {type(e).__name__}: {msg}", file=sys.stderr)
+        return 1
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
