@@ -335,6 +335,7 @@ class _TaskPool(Pool):
 class Greenlet(Unit):
     name = "gevent"
     label = "gevent greenlet"
+    strategy = "gevent"
 
     async def create(self, n: int) -> float:
         import gevent

@@ -3,9 +3,19 @@ bench bends where it does.
 
 A units run (written by ``runner.py units``) is a run document with ``kind: "units"``: the
 envelope of every run (``results/SCHEMA.md``) and one case per unit, checked against
-:data:`CASE` (its fields are described there and in :data:`SCHEMA_DOC`). This module keeps
-its own validator, loader and saver until the run schema knows the kind; ``store.list_runs``
-skips units runs meanwhile.
+:data:`CASE`. This module keeps its own validator, loader and saver until the run schema
+knows the kind; ``store.list_runs`` skips units runs meanwhile.
+
+A units case: ``unit`` (goroutine, asyncio, gevent, thread, thread-256k, process),
+``label``, ``strategy`` (the bench strategy with one such unit per connection, or null);
+``create`` {``n`` units per value, ``values`` µs per unit}; ``switch`` {``n`` round trips per
+value, ``values`` µs per switch (one hop; a round trip is two), ``kernel_switches`` per
+switch, one per value}; ``memory`` {``metric`` rss|pss, ``n`` units parked, ``values`` bytes
+per unit, one per process, ``kernel_values`` the machine's KernelStack + PageTables growth
+per unit}; ``hold`` (null when not run) {``held``, ``stop`` {``kind``
+memory|time|tasks|machine|limit, ``detail``}, ``seconds``, ``bytes`` grown, ``left``
+threads or processes alive after release, ``budget`` {``bytes``, ``seconds``, ``tasks``,
+``floor``}}; ``errors`` (one line per failed worker).
 
 :func:`why_rows` / :func:`why_table` put each unit's medians beside what the seeds claim and
 beside the bench's own memory per connection of the strategy built from that unit (from a
@@ -62,17 +72,6 @@ CASE = _obj({
 })
 
 RUN = {**schema.RUN, "properties": {**schema.RUN["properties"], "kind": {"enum": [KIND]}}}
-
-SCHEMA_DOC = """\
-Units case (one per unit): `unit` (goroutine, asyncio, gevent, thread, thread-256k,
-process), `label`, `strategy` (the bench strategy with one such unit per connection, or
-null), `create` {`n` units per value, `values` µs per unit}, `switch` {`n` round trips per
-value, `values` µs per switch (one hop; a round trip is two), `kernel_switches` per switch,
-one per value}, `memory` {`metric` rss|pss, `n` units parked, `values` bytes per unit (one
-per process), `kernel_values` machine KernelStack+PageTables growth per unit}, `hold` (null
-when not run) {`held`, `stop` {`kind` memory|time|tasks|machine|limit, `detail`},
-`seconds`, `bytes` grown, `left` threads/processes alive after release, `budget` {`bytes`,
-`seconds`, `tasks`, `floor`}}, `errors` (one line per failed worker)."""
 
 # What the seeds (shared/seeds/) claim, per unit. Numbers as ranges for the plot; text for
 # the table. "Tens of ns" is 10-100 ns; "a few µs" 1-10 µs.
