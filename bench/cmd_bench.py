@@ -11,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import UsageError, matrix
+from bench import UsageError, cgroup, matrix
+from bench.capacity import Search, searches
 from bench.case import ROOT, run_case, summary_line
-from bench.progress import Progress, case_label
+from bench.progress import Progress
 from results import store
+from results.cases import CaseKey
 from results.report import run_summary
 
 HELP = "run servers under load (strategy x connections x rate x size x repeat) and record it"
@@ -26,14 +28,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--connections", help="comma list of connection counts (default: 100,1000,10000)")
     a("--rate", help="open-loop total msg/s, comma list, or 'auto' (1/s per conn, max 5000)")
     a("--size", help="message size(s) in bytes, comma list (default: 64)")
-    a("--mode", help="open, closed or open,closed (default: open, + closed at 100 conns)")
+    a("--mode", help="open, closed or open,closed (default: open, + closed at 100 conns); "
+      "or capacity: per strategy x connections, raise the open-loop rate to the knee")
     a("--conn-mode", help="persistent and/or per-message (default: persistent)")
     a("--closed-connections", help="connection counts of the extra closed-loop cases")
     a("--duration", type=float, help="measure phase, seconds (default: 8)")
     a("--warmup", type=float, help="warm-up phase, seconds (default: 1)")
     a("--repeats", type=int, help="repeats of the whole matrix (default: 3)")
     a("--workers", type=int, help="loadgen worker processes (default: the loadgen's)")
-    a("--procs", type=int, help="GOMAXPROCS of the goroutine server")
+    a("--procs", type=int, help="GOMAXPROCS of the goroutine server (default: 1)")
     a("--backlog", type=int, help="listen backlog passed to the servers")
     a("--server-cmd", help="an external server command following the server contract")
     a("--pin", action=argparse.BooleanOptionalAction, default=None,
@@ -45,6 +48,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--mem-floor", type=float, help="abort a case below this much available memory (bytes)")
     a("--mem-budget", type=float, help="abort a case using more than this many bytes")
     a("--no-report", action="store_true", help="do not print the report at the end")
+    a("--ramp-timeout", type=float, help="seconds to open every connection (default: 5 + N/400)")
+    a("--rate-cap", type=float,
+      help="highest auto rate, msg/s (default: 5000 per CPU the loadgen may use)")
+    a("--slo-p99-ms", type=float, help="held: corrected p99 at most this (default: 10)")
+    a("--slo-held", type=float, help="held: at least this share of the target (default: 0.99)")
+    a("--server-cpu-quota", type=float, metavar="CORES",
+      help="cap the server's CPU (cgroup quota), e.g. 0.25; recorded in the run")
+    a("--capacity-start", type=float, help="capacity: first rate (default: rate cap / 4)")
+    a("--capacity-steps", type=int, help="capacity: most steps per search (default: 8)")
 
 
 def known_strategies() -> tuple[set[str], str]:
@@ -69,10 +81,6 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _key_id(key: dict) -> str:
-    return json.dumps(key, sort_keys=True)
-
-
 def _sigterm(signum, frame):
     raise KeyboardInterrupt
 
@@ -91,6 +99,10 @@ def _prepare(args) -> tuple[dict, Path | None]:
             raise UsageError(f"--resume: {path} is a {run['kind']} run, not a bench run")
         return run, path.parent
     cfg = matrix.build_config(vars(args), args.config)
+    if cfg["server_cpu_quota"] is not None:
+        why = cgroup.check_quota()
+        if why:
+            raise UsageError(f"--server-cpu-quota: {why}")
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: not a directory")
@@ -110,42 +122,93 @@ def run(args) -> int:
     strategies = [s for s in cfg["strategies"] if s not in skipped]
     if not strategies:
         raise UsageError("no strategy left to run (see the skipped lines above)")
-    done = {_key_id(c["key"]) for c in run["cases"]}
-    todo = [k for k in matrix.case_keys(cfg, strategies) if _key_id(k) not in done]
+    for gone in cgroup.sweep():
+        print(f"removed a killed run's cgroup: {gone}", file=sys.stderr)
+    capacity = "capacity" in cfg["mode"]
+    todo = [] if capacity else _todo(run, cfg, strategies)
     run["summary"] = run_summary(run, skipped)
     path = store.save_run(run, out)
-    print(f"run {run['id']}: {len(todo)} case(s) to run -> {path}", file=sys.stderr)
+    what = "capacity searches" if capacity else f"{len(todo)} case(s) to run"
+    print(f"run {run['id']}: {what} -> {path}", file=sys.stderr)
 
     _raise_fd_limit()
     old = signal.signal(signal.SIGTERM, _sigterm)
-    estimates = [matrix.estimate_case_s(cfg, k["connections"]) for k in todo]
-    progress = Progress(len(run["cases"]) + len(todo), estimates)
     try:
-        for i, key in enumerate(todo):
-            progress.begin(len(run["cases"]) + 1, case_label(key))
-            case = run_case(cfg, key, progress)
-            run["cases"].append(case)
-            run["summary"] = run_summary(run, skipped)
-            store.save_run(run, out)
-            progress.finish(summary_line(case), estimates[i])
+        if capacity:
+            _run_searches(run, cfg, strategies, skipped, out)
+        else:
+            _run_cases(run, cfg, todo, skipped, out)
     except KeyboardInterrupt:
-        progress.message(
-            f"interrupted: {len(run['cases'])} finished case(s) kept in {path}; "
-            f"finish with: runner.py bench --resume {path if out else run['id']}"
-        )
+        print(f"interrupted: {len(run['cases'])} finished case(s) kept in {path}; "
+              f"finish with: runner.py bench --resume {path if out else run['id']}",
+              file=sys.stderr)
         raise
     finally:
         signal.signal(signal.SIGTERM, old)
     run["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     store.save_run(run, out)
-    bad = [c for c in run["cases"] if c["status"] != "ok"]
-    print(
-        f"run {run['id']} complete: {len(run['cases']) - len(bad)} ok, {len(bad)} failed/aborted"
-        f" -> {path}",
-        file=sys.stderr,
-    )
+    counts = run["summary"]["counts"]
+    print(f"run {run['id']} complete: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+          + f" -> {path}", file=sys.stderr)
     if not args.no_report:
         from bench.cmd_report import render
 
         render(run, path)
-    return 0
+    return 1 if run["cases"] and counts["failed"] == len(run["cases"]) else 0
+
+
+def _todo(run: dict, cfg: dict, strategies: list[str]) -> list[CaseKey]:
+    done = {CaseKey.from_dict(c["key"]).id for c in run["cases"]}
+    return [k for k in matrix.case_keys(cfg, strategies) if k.id not in done]
+
+
+def _save_case(run: dict, case: dict, skipped: dict, out: Path | None) -> None:
+    run["cases"].append(case)
+    run["summary"] = run_summary(run, skipped)
+    store.save_run(run, out)
+
+
+def _run_cases(run: dict, cfg: dict, todo: list[CaseKey], skipped: dict,
+               out: Path | None) -> None:
+    estimates = [matrix.estimate_case_s(cfg, k.connections) for k in todo]
+    progress = Progress(len(run["cases"]) + len(todo), estimates)
+    for i, key in enumerate(todo):
+        progress.begin(len(run["cases"]) + 1, key.label)
+        case = run_case(cfg, key, progress)
+        _save_case(run, case, skipped, out)
+        progress.finish(summary_line(case), estimates[i])
+
+
+def _replay(search: Search, run: dict) -> None:
+    """Feed a resumed search the steps its run already holds."""
+    for c in run["cases"]:
+        k = c["key"]
+        if (k["strategy"], k["connections"]) == (search.strategy, search.connections):
+            p99 = c["loadgen"]["latency_us"]["corrected"]["p99"] / 1000 if c["loadgen"] else None
+            search.record(k["rate"], c["verdict"]["kind"], p99)
+
+
+def _run_searches(run: dict, cfg: dict, strategies: list[str], skipped: dict,
+                  out: Path | None) -> None:
+    """Every capacity search, one step (a whole case) at a time; the knees in
+    ``run["capacity"]`` after each step."""
+    plan = searches(cfg, strategies)
+    for search in plan:
+        _replay(search, run)
+    per_step = {n: matrix.estimate_case_s(cfg, n) for n in cfg["connections"]}
+    estimates = [per_step[s.connections] for s in plan for _ in range(cfg["capacity_steps"])]
+    progress = Progress(len(estimates), estimates)
+    for search in plan:
+        while (rate := search.next_rate()) is not None:
+            key = CaseKey(search.strategy, search.connections, rate, cfg["size"][0], "open",
+                          cfg["conn_mode"][0], 0)
+            progress.begin(len(run["cases"]) + 1, f"{key.label} (capacity step "
+                           f"{len(search.steps) + 1})")
+            case = run_case(cfg, key, progress)
+            lg = case["loadgen"]
+            search.record(rate, case["verdict"]["kind"],
+                          lg["latency_us"]["corrected"]["p99"] / 1000 if lg else None)
+            run["capacity"] = [s.result() for s in plan if s.steps]
+            _save_case(run, case, skipped, out)
+            progress.finish(summary_line(case), per_step[search.connections])
+        progress.skip(cfg["capacity_steps"] - len(search.steps))

@@ -9,29 +9,34 @@ the run file, so ``--resume`` rebuilds exactly the same matrix from the file alo
 from __future__ import annotations
 
 import itertools
+import os
 import tomllib
 from typing import Any
 
 from bench import UsageError
+from results.cases import CaseKey
 
 STRATEGIES = ("iterative", "fork", "thread", "goroutine", "asyncio")
 EXTERNAL = "external"
 GiB = 1 << 30
 
-# Open-loop rate per case when ``rate = "auto"``: 1 msg/s per connection, capped at 5,000
-# msg/s in total. Why: on the 2-core reference machine the Locust loadgen (master + workers
-# sharing the cores with the server) holds about that much with its own CPU well below
-# saturation, so at 10,000 connections (0.5 msg/s each) the offered load is still met and
-# the comparison is of server cost (CPU per 1k messages, memory), not of the loadgen's limit.
+# Open-loop rate per case when ``rate = "auto"``: 1 msg/s per connection, capped at what
+# the loadgen holds with its CPU well below its limit: RATE_PER_LOADGEN_CPU for each CPU the
+# loadgen may use (one Locust worker per CPU holds about 5,000 msg/s open loop at 10,000
+# connections), so at 10,000 connections the offered load is met and the comparison is of
+# server cost, not of the loadgen's limit.
 RATE_PER_CONN = 1.0
-RATE_CAP = 5000.0
+RATE_PER_LOADGEN_CPU = 5000.0
+# The goroutine server's GOMAXPROCS in the matrix: one P, as the GIL lets one M run Python
+# at a time (more Ps trade the GIL and only add latency); recorded with every case.
+GOROUTINE_PROCS = 1
 
 DEFAULTS: dict[str, Any] = {
     "strategies": list(STRATEGIES),
     "connections": [100, 1000, 10000],
     "rate": "auto",
     "rate_per_conn": RATE_PER_CONN,
-    "rate_cap": RATE_CAP,
+    "rate_cap": "auto",
     "size": [64],
     "mode": ["open"],
     "conn_mode": ["persistent"],
@@ -45,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "warmup": 1.0,
     "repeats": 3,
     "workers": None,
-    "procs": None,
+    "procs": GOROUTINE_PROCS,
     "backlog": None,
     "server_cmd": None,
     # The server on half the CPUs, the loadgen and the sampler on the others (when there
@@ -62,6 +67,19 @@ DEFAULTS: dict[str, Any] = {
     "mem_budget": None,
     "case_time_limit": None,
     "quick": False,
+    # What "held" means (results/verdict.py): this share of the target rate achieved and
+    # the corrected p99 within this many ms.
+    "slo_held": 0.99,
+    "slo_p99_ms": 10.0,
+    # CPU cores the server's tree may use (a cgroup quota); None: no quota.
+    "server_cpu_quota": None,
+    # Capacity search (mode "capacity"): the first rate (None: a quarter of the rate cap),
+    # the factor of the geometric sweep, when to stop bisecting (hi/lo below 1 + this), and
+    # the most steps one search may take.
+    "capacity_start": None,
+    "capacity_factor": 2.0,
+    "capacity_tolerance": 0.1,
+    "capacity_steps": 8,
 }
 
 QUICK: dict[str, Any] = {
@@ -71,8 +89,15 @@ QUICK: dict[str, Any] = {
     "warmup": 1.0,
 }
 
+# A capacity search is many short cases: shorter phases and one repeat unless told.
+CAPACITY: dict[str, Any] = {
+    "repeats": 1,
+    "duration": 4.0,
+    "warmup": 1.0,
+}
+
 _LISTS = {"strategies", "connections", "size", "mode", "conn_mode", "closed_connections"}
-_ENUMS = {"mode": ("open", "closed"), "conn_mode": ("persistent", "per-message")}
+_ENUMS = {"mode": ("open", "closed", "capacity"), "conn_mode": ("persistent", "per-message")}
 
 
 def _as_list(name: str, value: Any) -> list:
@@ -110,10 +135,24 @@ def _check(cfg: dict) -> dict:
         for v in cfg[name]:
             if v not in allowed:
                 raise UsageError(f"--{name.replace('_', '-')}: {v!r} is not one of {allowed}")
+    if "capacity" in cfg["mode"] and len(cfg["mode"]) > 1:
+        raise UsageError("--mode: capacity is a search of its own; give it alone")
     if cfg["rate"] != "auto":
         cfg["rate"] = [_positive("rate", v) for v in _as_list("rate", cfg["rate"])]
-    for name in ("duration", "rate_per_conn", "rate_cap", "timeout"):
+    if cfg["rate_cap"] == "auto":
+        cfg["rate_cap"] = RATE_PER_LOADGEN_CPU * len(cpu_plan(cfg["pin"])["loadgen"])
+    for name in ("duration", "rate_per_conn", "rate_cap", "timeout", "slo_p99_ms",
+                 "capacity_factor", "capacity_tolerance"):
         cfg[name] = _positive(name, cfg[name])
+    cfg["slo_held"] = _positive("slo_held", cfg["slo_held"])
+    if cfg["slo_held"] > 1:
+        raise UsageError(f"--slo-held: {cfg['slo_held']!r} must be a fraction of the target, <= 1")
+    if cfg["capacity_factor"] <= 1:
+        raise UsageError(f"--capacity-factor: {cfg['capacity_factor']!r} must be > 1")
+    cfg["capacity_steps"] = _positive("capacity_steps", cfg["capacity_steps"], int)
+    for name in ("capacity_start", "server_cpu_quota"):
+        if cfg[name] is not None:
+            cfg[name] = _positive(name, cfg[name])
     cfg["warmup"] = _positive("warmup", cfg["warmup"], allow_zero=True)
     cfg["repeats"] = _positive("repeats", cfg["repeats"], int)
     for name in ("workers", "procs", "backlog"):
@@ -164,6 +203,8 @@ def build_config(cli: dict[str, Any], toml_path: str | None = None) -> dict:
     cfg = dict(DEFAULTS)
     if given.get("quick") or from_file.get("quick"):
         cfg.update(QUICK)
+    if "capacity" in _as_list("mode", given.get("mode") or from_file.get("mode") or ""):
+        cfg.update(CAPACITY)
     cfg.update(from_file)
     cfg.update(given)
     if cfg["server_cmd"] and "strategies" not in given and "strategies" not in from_file:
@@ -176,6 +217,26 @@ def build_config(cli: dict[str, Any], toml_path: str | None = None) -> dict:
     return _check(cfg)
 
 
+def cpu_plan(pin: bool) -> dict[str, list[int]]:
+    """The CPUs of the server, the loadgen and the sampler.
+
+    Pinned (and 2+ CPUs): the server on the first half of ours, loadgen and sampler on the
+    rest. Unpinned: all of them share every CPU.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if not pin or len(cpus) < 2:
+        return {"server": cpus, "loadgen": cpus, "sampler": cpus}
+    half = len(cpus) // 2
+    return {"server": cpus[:half], "loadgen": cpus[half:], "sampler": cpus[half:]}
+
+
+def server_cpu_limit(cfg: dict) -> float:
+    """The most CPU (cores) the server can use: its CPUs, or its quota if lower."""
+    n = float(len(cpu_plan(cfg["pin"])["server"]))
+    quota = cfg.get("server_cpu_quota")
+    return min(n, quota) if quota else n
+
+
 def rate_for(cfg: dict, connections: int) -> list[float]:
     """The open-loop target rates (msg/s in total) for a connection count."""
     if cfg["rate"] == "auto":
@@ -183,7 +244,7 @@ def rate_for(cfg: dict, connections: int) -> list[float]:
     return list(cfg["rate"])
 
 
-def case_keys(cfg: dict, strategies: list[str] | None = None) -> list[dict]:
+def case_keys(cfg: dict, strategies: list[str] | None = None) -> list[CaseKey]:
     """Every case key of the matrix, in run order.
 
     Repeats are the outer loop, so an interrupted run still holds whole passes over the
@@ -197,25 +258,17 @@ def case_keys(cfg: dict, strategies: list[str] | None = None) -> list[dict]:
         for n, size, mode, conn_mode in itertools.product(
             cfg["connections"], cfg["size"], cfg["mode"], cfg["conn_mode"]
         ):
+            if mode == "capacity":
+                continue
             rates = rate_for(cfg, n) if mode == "open" else [None]
             combos += [(n, r, size, mode, conn_mode) for r in rates]
-        if "closed" not in cfg["mode"]:
+        if "closed" not in cfg["mode"] and "capacity" not in cfg["mode"]:
             for n, size, conn_mode in itertools.product(
                 cfg["closed_connections"], cfg["size"], cfg["conn_mode"]
             ):
                 combos.append((n, None, size, "closed", conn_mode))
         for (n, rate, size, mode, conn_mode), strategy in itertools.product(combos, strategies):
-            keys.append(
-                {
-                    "strategy": strategy,
-                    "connections": n,
-                    "rate": rate,
-                    "size": size,
-                    "mode": mode,
-                    "conn_mode": conn_mode,
-                    "repeat": repeat,
-                }
-            )
+            keys.append(CaseKey(strategy, n, rate, size, mode, conn_mode, repeat))
     return keys
 
 

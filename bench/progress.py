@@ -19,15 +19,6 @@ def hms(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def case_label(key: dict) -> str:
-    rate = "closed" if key["mode"] == "closed" else f"{key['rate']:g}/s"
-    conn = "" if key["conn_mode"] == "persistent" else " per-msg"
-    return (
-        f"{key['strategy']} c={key['connections']} {rate} {key['size']}B{conn} "
-        f"rep {key['repeat'] + 1}"
-    )
-
-
 class Progress:
     """Tracks the run's position and timing; draws the live line and per-case summaries."""
 
@@ -88,6 +79,12 @@ class Progress:
             self._drawn = False
         self.stream.write(f"[{self.index}/{self.total}] {summary} ({hms(elapsed)})\n")
         self.stream.flush()
+
+    def skip(self, n: int) -> None:
+        """Forget ``n`` planned cases that will not run (a capacity search ended early)."""
+        n = max(0, n)
+        del self.estimates[self.done:self.done + n]
+        self.total -= n
 
     def message(self, text: str) -> None:
         if self._drawn:

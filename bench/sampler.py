@@ -2,8 +2,10 @@
 
 The sampler is a thread of the runner, pinned (with ``--pin``) to the loadgen's CPUs so it
 never takes CPU from the server it measures. Every ``interval`` seconds it sums over the
-tree: RSS, threads, processes, open fds, context switches and CPU time (the root's
-``children_*`` times included, so reaped fork children still count). PSS and USS come from
+tree: RSS, threads, processes, open fds and context switches, each tick stamped with the
+time halfway through its reading. CPU time is not taken here but by
+:mod:`bench.cpumeter`, which reads it far more often; :func:`tree_cpu_s` is its fallback
+where no cgroup can be made. PSS and USS come from
 ``/proc/PID/smaps_rollup``, which the kernel computes by walking every mapping; with open
 fds (a directory listing per process) they are the costly part of a tick. For a tree of
 more than :data:`LARGE_TREE` processes they are read only as often as keeps them under a
@@ -53,6 +55,19 @@ def _cpu_s(p: psutil.Process, root: bool, single_thread: bool = False) -> float:
     return cpu
 
 
+def tree_cpu_s(pid: int) -> float | None:
+    """CPU seconds of the live tree rooted at ``pid`` plus the root's reaped children
+    (``None`` once the root is gone)."""
+    total, seen = 0.0, False
+    for p in _tree(pid):
+        try:
+            total += _cpu_s(p, p.pid == pid, p.num_threads() == 1)
+            seen = True
+        except psutil.Error:
+            continue
+    return total if seen else None
+
+
 def footprint(pid: int, smaps: bool = True) -> dict:
     """One reading of the tree rooted at ``pid``: rss, threads, procs, cpu, context switches,
     and (with ``smaps``) pss, uss and fds; those are ``None`` without it."""
@@ -83,7 +98,7 @@ def footprint(pid: int, smaps: bool = True) -> dict:
 
 
 class Sampler(threading.Thread):
-    """Samples the server tree (and the loadgen's CPU) until :meth:`stop`; feeds the guard."""
+    """Samples the server tree (and the loadgen's RSS) until :meth:`stop`; feeds the guard."""
 
     def __init__(
         self,
@@ -103,8 +118,6 @@ class Sampler(threading.Thread):
         self.series: list[dict] = []
         self.peak = {"rss": 0, "pss": None, "threads": 0, "procs": 0, "fds": 0}
         self.ctx = {"voluntary": 0, "involuntary": 0}
-        self.cpu_s = 0.0
-        self.loadgen_cpu_s = 0.0
         self.loadgen_peak_rss = 0
         self.smaps_interval_max: float | None = None
         self.tripped = threading.Event()
@@ -149,9 +162,10 @@ class Sampler(threading.Thread):
                 self.tree_size = fp["procs"]
                 if fp["procs"] > LARGE_TREE:
                     next_smaps = start + max(self.interval, 5 * cost)
+            stamp = (start + time.monotonic()) / 2
             self._loadgen()
             available = psutil.virtual_memory().available
-            self._record(start, fp, available)
+            self._record(stamp, fp, available)
             if self.guard.check(available):
                 self.tripped.set()
             cost = time.monotonic() - start
@@ -161,10 +175,9 @@ class Sampler(threading.Thread):
             self._wake.wait(max(self.interval - cost, rest))
             self._wake.clear()
 
-    def _record(self, start: float, fp: dict, available: int) -> None:
+    def _record(self, stamp: float, fp: dict, available: int) -> None:
         if fp["procs"] == 0:
             return  # the server is gone; the runner notices and says why
-        self.cpu_s = max(self.cpu_s, fp["cpu_s"])
         self.ctx["voluntary"] = max(self.ctx["voluntary"], fp["vol"])
         self.ctx["involuntary"] = max(self.ctx["involuntary"], fp["invol"])
         for k in ("rss", "threads", "procs", "fds"):
@@ -174,14 +187,13 @@ class Sampler(threading.Thread):
             self.peak["pss"] = max(self.peak["pss"] or 0, fp["pss"])
         self.series.append(
             {
-                "t": round(start - self.t0, 3),
+                "t": round(stamp - self.t0, 3),
                 "rss": fp["rss"],
                 "pss": fp["pss"],
                 "uss": fp["uss"],
                 "threads": fp["threads"],
                 "procs": fp["procs"],
                 "fds": fp["fds"],
-                "cpu_s": round(self.cpu_s, 4),
                 "mem_available": int(available),
             }
         )
@@ -189,13 +201,10 @@ class Sampler(threading.Thread):
     def _loadgen(self) -> None:
         if self.loadgen_pid is None:
             return
-        cpu, rss = 0.0, 0
+        rss = 0
         for p in _tree(self.loadgen_pid):
             try:
-                with p.oneshot():
-                    cpu += _cpu_s(p, p.pid == self.loadgen_pid)
-                    rss += p.memory_info().rss
+                rss += p.memory_info().rss
             except psutil.Error:
                 continue
-        self.loadgen_cpu_s = max(self.loadgen_cpu_s, cpu)
         self.loadgen_peak_rss = max(self.loadgen_peak_rss, rss)

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from time import perf_counter
 
@@ -26,15 +27,16 @@ from locust.event import Events
 from locust.exception import RPCError
 
 import loadgen
+from common.host import boot_id
 from loadgen import result
 from loadgen.config import Config, split_hostport
 from loadgen.user import EchoUser
 from loadgen.worker import quiet_logging
 
 WORKER_CONNECT_TIMEOUT_S = 60.0
-# A worker whose CPU is saturated can miss Locust's 1 s heartbeats for a while; the default
+# A worker whose CPU is full can miss Locust's 1 s heartbeats for a while; the default
 # (3 missed -> "missing", its users taken away) would cut a run short that should only be
-# reported as saturated.
+# reported as loadgen-bound.
 locust.runners.HEARTBEAT_LIVENESS = 10
 FINAL_GRACE_S = 30.0  # an overloaded worker reports late; give up only after this
 
@@ -179,13 +181,16 @@ class Master:
         self.wait(cfg.warmup)
 
         self.phase = "measure"
+        window = {"boot_id": boot_id(), "start": time.monotonic()}
         self.runner.send_message("lg_measure", {"duration": cfg.duration})
         self.wait(cfg.duration)
+        window["end"] = time.monotonic()
         self.phase = "drain"
         if not self.wait(cfg.timeout + FINAL_GRACE_S, lambda: len(self.finals) >= n_workers):
             raise RunFailed(f"only {len(self.finals)} of {n_workers} workers reported after "
                             "the measure phase")
-        return result.assemble(cfg.to_dict(), ramp, list(self.finals.values()), self.buckets)
+        return result.assemble(cfg.to_dict(), ramp, list(self.finals.values()), self.buckets,
+                               window)
 
     def stop(self, graceful: bool) -> None:
         """Make sure every local worker process is gone: Locust's quit message first (when

@@ -9,7 +9,7 @@ not oversubscribed), 2 workers × 5,000 users against the asyncio server: at 5,0
 open loop an uncorrected p50 of 0.2-0.7 ms (target ≤ 2 ms) at 17-25 % CPU per worker;
 at 10,000 msg/s, i.e. 1 msg/s per connection, where a bare Locust user measured a p50 of
 ~210 ms, 0.5-1.1 ms at 30-49 % CPU per worker when nothing else ran (with other jobs on
-the 2 cores the workers fall behind their schedule and the run is marked saturated).
+the 2 cores the workers fall behind their schedule and the run is marked loadgen-bound).
 An open-loop message costs a worker ~3x the CPU of a closed-loop one (~30 µs): its
 send and its reply each wake the worker on their own, where closed loop batches them.
 The bare user's 210 ms came from Locust's per-request machinery (a wait_time and a task

@@ -14,7 +14,9 @@ import logging
 import os
 import resource
 import signal
+import socket
 import sys
+import time
 from time import perf_counter
 
 import gevent
@@ -23,6 +25,7 @@ import locust.runners
 from locust.env import Environment
 from locust.event import Events
 
+from common.host import boot_id
 from loadgen import histogram
 from loadgen.recorder import Recorder
 from loadgen.user import EchoUser
@@ -86,7 +89,7 @@ class WorkerState:
 
     def _measure(self, duration: float) -> None:
         rec = self.env.loadgen_recorder
-        start = perf_counter()
+        start, mono_start = perf_counter(), time.monotonic()
         cpu0 = _cpu_seconds()
         rec.open_window(start, duration)
         gevent.sleep(max(0.0, rec.end - perf_counter()))
@@ -98,6 +101,9 @@ class WorkerState:
         self.runner.send_message("lg_final", {
             "index": self.runner.worker_index,
             "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "boot_id": boot_id(),
+            "window": [mono_start, mono_start + duration],
             "connections": len(rec.per_user),
             "cpu_percent": round(100.0 * (cpu1 - cpu0) / max(end - start, 1e-9), 1),
             "measure_s": duration,  # the window, by intended send time
@@ -111,6 +117,8 @@ class WorkerState:
             "buckets": rec.take_buckets(perf_counter(), final=True),
             "drain_left": rec.inflight,
             "late_p50_us": rec.lateness.get_value_at_percentile(50.0)
+            if rec.lateness.get_total_count() else 0,
+            "late_p99_us": rec.lateness.get_value_at_percentile(99.0)
             if rec.lateness.get_total_count() else 0,
         })
 

@@ -26,6 +26,7 @@ PLOTS = {
     "rss_threads.png": "Server RSS and threads/processes vs connections",
     "spectrum.png": "Latency percentile spectrum at the largest connection count",
 }
+CAPACITY_PLOT = ("capacity.png", "Corrected p99 vs offered rate: the knee of each server")
 SPECTRUM = [50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999]
 
 
@@ -33,9 +34,8 @@ def _series(run: dict) -> dict[str, list[tuple[int, dict]]]:
     """``{label: [(connections, aggregate), ...]}`` for every strategy × load family."""
     by: dict[tuple, list[tuple[int, dict]]] = defaultdict(list)
     for gk, cases in groups(run):
-        strategy, n, mode, conn_mode, rate, size = gk
-        family = (mode, conn_mode, size)
-        by[(strategy, family)].append((n, aggregate(cases)))
+        by[(gk.strategy, (gk.mode, gk.conn_mode, gk.size))].append(
+            (gk.connections, aggregate(cases)))
     # Lines across connection counts: families measured at one count only (the closed-loop
     # case at 100 connections, say) are left to the tables unless nothing else exists.
     multi = {k: v for k, v in by.items() if len({n for n, _ in v}) > 1}
@@ -98,7 +98,7 @@ def _finish(fig, ax, drawn: bool, path: Path, xlabel: str, ylabel: str, logy=Fal
 
 
 def _spectrum(run: dict, ax) -> bool:
-    ok = [c for c in run["cases"] if c["status"] == "ok"]
+    ok = [c for c in run["cases"] if c["verdict"]["kind"] != "failed" and c["loadgen"]]
     if not ok:
         return False
     largest = max(c["key"]["connections"] for c in ok)
@@ -136,11 +136,63 @@ def _spectrum(run: dict, ax) -> bool:
     return drawn
 
 
+def capacity_plot(run: dict, path: Path) -> None:
+    """One panel per connection count: corrected p99 (log) vs offered rate (log) per
+    strategy, every step of the search; the knee ringed; loadgen-bound steps hollow;
+    failed steps as crosses at the top; the SLO's p99 as a dashed line."""
+    searches = run["capacity"]
+    conns = sorted({k["connections"] for k in searches})
+    fig, axes = plt.subplots(1, len(conns), figsize=(6 * len(conns), 4.5), squeeze=False)
+    slo_ms = run["config"].get("slo_p99_ms", 10.0)
+    order = list(dict.fromkeys(k["strategy"] for k in searches))
+    for ax, n in zip(axes[0], conns, strict=True):
+        top = max([s["p99_ms"] or 0 for k in searches for s in k["steps"]] + [slo_ms]) * 2
+        for k in (k for k in searches if k["connections"] == n):
+            color = f"C{order.index(k['strategy']) % 10}"
+            steps = sorted(k["steps"], key=lambda s: s["rate"])
+            pts = [(s["rate"], s["p99_ms"]) for s in steps if s["p99_ms"] is not None]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), color=color, label=k["strategy"], zorder=2)
+            for s in steps:
+                if s["p99_ms"] is None:
+                    ax.plot([s["rate"]], [top], marker="x", color=color, zorder=3)
+                    continue
+                hollow = s["verdict"] == "loadgen-bound"
+                ax.plot([s["rate"]], [s["p99_ms"]], marker="o", zorder=3, color=color,
+                        markerfacecolor="white" if hollow else color)
+            if k["knee"] is not None:
+                knee = next((s for s in steps if s["rate"] == k["knee"]), None)
+                if knee and knee["p99_ms"] is not None:
+                    ax.plot([knee["rate"]], [knee["p99_ms"]], marker="o", markersize=14,
+                            markerfacecolor="none", markeredgecolor=color, zorder=4)
+                    ax.annotate(f"knee {knee['rate']:,.0f}" + (
+                        " (≥, loadgen)" if k["bound"] == "loadgen" else ""),
+                        (knee["rate"], knee["p99_ms"]), textcoords="offset points",
+                        xytext=(6, 8), fontsize=7, color=color)
+        ax.axhline(slo_ms, color="grey", linestyle="--", linewidth=0.8,
+                   label=f"SLO p99 {slo_ms:g} ms")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("offered rate (msg/s)")
+        ax.set_ylabel("p99 latency, corrected (ms)")
+        ax.set_title(f"{n:,} connections (hollow: loadgen-bound; x: failed)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(CAPACITY_PLOT[1])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def write_plots(run: dict, out_dir: Path) -> list[Path]:
-    """Write every plot of :data:`PLOTS` into ``out_dir``; return their paths in order."""
+    """Write every plot of :data:`PLOTS` (and, for a capacity run, the capacity plot) into
+    ``out_dir``; return their paths in order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     series = _series(run)
     paths = []
+    if run.get("capacity"):
+        capacity_plot(run, p := out_dir / CAPACITY_PLOT[0])
+        paths.append(p)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     drawn = _line(ax, series, "rate")

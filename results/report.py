@@ -1,41 +1,38 @@
 """Bench run → tables: cases grouped per strategy × load, repeats reduced to their median.
 
-A *group* is every repeat of one case key minus ``repeat``. Its figures are medians over
-the repeats whose status is "ok"; a group with no ok repeat shows the first failure
-instead. :func:`run_summary` adds what only makes sense across connection counts: the
-fitted memory slope (bytes per connection) per strategy.
+A *group* is every repeat of one case (:attr:`CaseKey.group`). Its verdict is the one its
+repeats share (else each with its count); its figures are medians over the repeats that
+did not fail; a group with no such repeat shows the failure instead. :func:`run_summary`
+adds what only makes sense across connection counts: the fitted memory slope (bytes per
+connection) per strategy.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 from tabulate import tabulate
 
+from results.cases import CaseKey
+from results.verdict import VERDICTS
+
 MiB = 1 << 20
 
 
-def group_key(key: dict) -> tuple:
-    return (
-        key["strategy"], key["connections"], key["mode"], key["conn_mode"],
-        key["rate"] if key["rate"] is not None else -1.0, key["size"],
-    )  # fmt: skip
-
-
-def groups(run: dict) -> list[tuple[tuple, list[dict]]]:
-    """``[(group key, [cases…])]``: open loop first, then by connections, then strategy in
-    the run's order."""
-    out: dict[tuple, list[dict]] = defaultdict(list)
-    order = {s: i for i, s in enumerate(run["config"].get("strategies", []))}
+def groups(run: dict) -> list[tuple[CaseKey, list[dict]]]:
+    """``[(group key, [cases…])]`` in report order (see :meth:`CaseKey.sort_key`)."""
+    out: dict[CaseKey, list[dict]] = defaultdict(list)
+    order = {s: i for i, s in enumerate(_strategies(run))}
     for case in run["cases"]:
-        out[group_key(case["key"])].append(case)
-    return sorted(
-        out.items(),
-        key=lambda kv: (kv[0][2] != "open", kv[0][3], kv[0][5], kv[0][1], kv[0][4],
-                        order.get(kv[0][0], 99), kv[0][0]),
-    )  # fmt: skip
+        out[CaseKey.from_dict(case["key"]).group].append(case)
+    return sorted(out.items(), key=lambda kv: kv[0].sort_key(order))
+
+
+def _strategies(run: dict) -> list[str]:
+    s = run["config"].get("strategies", [])
+    return [x for x in s if isinstance(x, str)] if isinstance(s, list) else []
 
 
 def _med(values: list) -> float | None:
@@ -47,9 +44,27 @@ def total_errors(lg: dict) -> int:
     return sum(lg["errors"].values()) + sum(lg["connect_errors"].values())
 
 
+def _server_cpu(c: dict) -> dict:
+    return (c.get("cpu") or {}).get("server") or {}
+
+
+def verdict_text(cases: list[dict]) -> str:
+    """The group's verdict: the one all repeats share, else each with its count."""
+    kinds = Counter(c["verdict"]["kind"] for c in cases)
+    if len(kinds) == 1:
+        return next(iter(kinds))
+    return ", ".join(f"{k} {n}/{len(cases)}" for k, n in kinds.most_common())
+
+
 def aggregate(cases: list[dict]) -> dict:
-    """The median figures of a group's ok cases (``None`` where there are none)."""
-    ok = [c for c in cases if c["status"] == "ok"]
+    """The median figures of a group's measured cases (``None`` where there are none).
+
+    Measured: not failed. CPU figures leave out the cases whose measurement broke an
+    invariant (``cpu_flagged`` counts them); a throughput any repeat of which was
+    loadgen-bound is a lower bound (``rate_lower_bound``).
+    """
+    ok = [c for c in cases if c["verdict"]["kind"] != "failed" and c["loadgen"] is not None]
+    true_cpu = [c for c in ok if not c["measurement_defects"]]
     lat = {
         f"{p}_{kind}": _med([c["loadgen"]["latency_us"][kind][p] / 1000 for c in ok])
         for p in ("p50", "p99", "p99.9")
@@ -59,15 +74,19 @@ def aggregate(cases: list[dict]) -> dict:
     return {
         "ok": len(ok),
         "n": len(cases),
-        "failure": next((c["status"] for c in cases if c["status"] != "ok"), None),
+        "verdict": verdict_text(cases),
+        "failure": next((c["verdict"]["reason"] for c in cases
+                         if c["verdict"]["kind"] == "failed"), None),
         "rate": _med([c["loadgen"]["rate"]["achieved"] for c in ok]),
+        "rate_lower_bound": any(c["verdict"]["kind"] == "loadgen-bound" for c in ok),
         "target": cases[0]["key"]["rate"],
         **lat,
         "errors": _med([total_errors(c["loadgen"]) for c in ok]),
         "starved": _med([c["loadgen"]["fairness"]["starved"] for c in ok]),
-        "saturated": sum(1 for c in ok if c["loadgen"]["saturated"]),
-        "cpu_1k": _med([c["cpu_s_per_1k_msgs"] for c in ok]),
-        "cpu_pct": _med([c["server"]["cpu_percent"] for c in ok]),
+        "cpu_1k": _med([c["cpu_s_per_1k_msgs"] for c in true_cpu]),
+        "cpu_pct": _med([_server_cpu(c).get("percent") for c in true_cpu]),
+        "cpu_limit": _med([_server_cpu(c).get("limit_cores") for c in ok]),
+        "cpu_flagged": len(ok) - len(true_cpu),
         "rss": _med([c["server"]["load"]["rss"] for c in ok]),
         "pss": _med([c["server"]["load"]["pss"] for c in ok]),
         "peak_rss": _med([c["server"]["peak"]["rss"] for c in ok]),
@@ -77,7 +96,7 @@ def aggregate(cases: list[dict]) -> dict:
         "procs": _med([c["server"]["peak"]["procs"] for c in ok]),
         "fds": _med([c["server"]["peak"]["fds"] for c in ok]),
         "overflows": _med([c["netstat"]["ListenOverflows"] for c in ok]),
-        "mem_drop": _med([c["machine_mem"]["drop"] for c in ok]),
+        "mem_drop": _med([c["machine_mem"]["drop"] for c in ok if c["machine_mem"]]),
         "defects": sum(len(c["defects"]) for c in cases),
     }
 
@@ -91,7 +110,9 @@ def mem_slopes(run: dict) -> dict:
     """
     points: dict[str, list[tuple[int, float, str]]] = defaultdict(list)
     for c in run["cases"]:
-        if c["status"] != "ok" or c["key"]["conn_mode"] != "persistent":
+        if c["verdict"]["kind"] == "failed" or c["key"]["conn_mode"] != "persistent":
+            continue
+        if c["server"] is None:
             continue
         metric = c["mem_per_conn"]["metric"]
         value = c["server"]["load"].get(metric)
@@ -115,10 +136,11 @@ def mem_slopes(run: dict) -> dict:
 
 
 def run_summary(run: dict, skipped: dict | None = None) -> dict:
-    """The ``summary`` block of a bench run: counts, skipped strategies, memory slopes."""
-    counts = {"ok": 0, "failed": 0, "aborted": 0}
+    """The ``summary`` block of a bench run: cases per verdict, skipped strategies, memory
+    slopes."""
+    counts = dict.fromkeys(VERDICTS, 0)
     for c in run["cases"]:
-        counts[c["status"].split(":")[0]] += 1
+        counts[c["verdict"]["kind"]] += 1
     return {"counts": counts, "skipped": skipped or {}, "mem_slope": mem_slopes(run)}
 
 
@@ -126,17 +148,12 @@ def _f(v, fmt: str = "{:,.0f}", scale: float = 1.0) -> str:
     return "-" if v is None else fmt.format(v / scale)
 
 
-def _load(gk: tuple) -> str:
-    strategy, n, mode, conn_mode, rate, size = gk
-    load = "closed" if mode == "closed" else f"{rate:,.0f}/s"
-    if conn_mode != "persistent":
-        load += " per-msg"
-    return load if size == 64 else f"{load} {size}B"
-
-
 def _lat(a: dict, p: str) -> str:
     c, u = a[f"{p}_corrected"], a[f"{p}_uncorrected"]
     return "-" if c is None else f"{c:.2f} / {u:.2f}"
+
+
+FLAG = "†"  # a figure some repeats of which broke a measurement invariant (left out)
 
 
 def tables(run: dict, fmt: str = "simple") -> dict[str, str]:
@@ -144,35 +161,45 @@ def tables(run: dict, fmt: str = "simple") -> dict[str, str]:
     perf, cost, problems = [], [], []
     for gk, cases in groups(run):
         a = aggregate(cases)
-        head = [gk[0], f"{gk[1]:,}", _load(gk), f"{a['ok']}/{a['n']}"]
+        head = [gk.strategy, f"{gk.connections:,}", gk.load, a["verdict"]]
         if a["ok"] == 0:
-            perf.append(head + ["-"] * 7)
+            perf.append(head + ["-"] * 6)
             cost.append(head + ["-"] * 9)
         else:
+            rate = _f(a["rate"])
             perf.append(head + [
-                _f(a["rate"]), _lat(a, "p50"), _lat(a, "p99"), _lat(a, "p99.9"),
+                f"≥ {rate}" if a["rate_lower_bound"] else rate,
+                _lat(a, "p50"), _lat(a, "p99"), _lat(a, "p99.9"),
                 _f(a["errors"]), _f(a["starved"]),
-                "-" if not a["saturated"] else f"yes {a['saturated']}/{a['ok']}",
             ])  # fmt: skip
+            flag = FLAG if a["cpu_flagged"] else ""
             cost.append(head + [
-                _f(a["cpu_1k"], "{:.3f}"), _f(a["cpu_pct"], "{:.0f}%"),
+                _f(a["cpu_1k"], "{:.3f}") + flag,
+                (_f(a["cpu_pct"], "{:.0f}%") + flag + f" of {a['cpu_limit']:g}")
+                if a["cpu_limit"] else "-",
                 _f(a["rss"], "{:,.1f}", MiB), _f(a["mem_conn"], "{:,.1f}", 1024) + (
                     f" ({a['mem_metric']})" if a["mem_conn"] is not None else ""),
                 _f(a["threads"]), _f(a["procs"]), _f(a["fds"]),
                 _f(a["overflows"]), _f(a["mem_drop"], "{:,.0f}", MiB),
             ])  # fmt: skip
         for c in cases:
-            if c["status"] != "ok" or c["defects"]:
-                k = c["key"]
-                what = c["status"] if c["status"] != "ok" else "; ".join(c["defects"])
-                problems.append([k["strategy"], f"{k['connections']:,}", _load(gk),
-                                 k["repeat"] + 1, what])
-    head = ["strategy", "conns", "load", "ok"]
+            k = CaseKey.from_dict(c["key"])
+            whats = []
+            if c["verdict"]["kind"] == "failed":
+                whats.append(f"failed: {c['verdict']['reason']}")
+            whats += [f"measurement defect: {d}" for d in c["measurement_defects"]]
+            whats += c["defects"]
+            if whats:
+                problems.append([k.strategy, f"{k.connections:,}", k.load, k.repeat + 1,
+                                 "; ".join(whats)])
+    head = ["strategy", "conns", "load", "verdict"]
     out = {
-        "Throughput and latency (median of repeats; latency ms, corrected / uncorrected)":
-            tabulate(perf, head + ["msg/s", "p50", "p99", "p99.9", "errors", "starved",
-                                   "saturated"], tablefmt=fmt, disable_numparse=True),
-        "Server cost (median of repeats; memory under load, peak threads/processes/fds)":
+        "Throughput and latency (median of repeats; latency ms, corrected / uncorrected; "
+        "≥: the loadgen was the bound, the server may do more)":
+            tabulate(perf, head + ["msg/s", "p50", "p99", "p99.9", "errors", "starved"],
+                     tablefmt=fmt, disable_numparse=True),
+        "Server cost (median of repeats over the measure window; cpu: % of one core, of the "
+        f"cores it may use; {FLAG}: repeats with a measurement defect left out)":
             tabulate(cost, head + ["cpu s/1k msg", "cpu", "RSS MiB", "mem/conn KiB",
                                    "threads", "procs", "fds", "listen overflows",
                                    "avail drop MiB"], tablefmt=fmt, disable_numparse=True),
@@ -185,6 +212,8 @@ def tables(run: dict, fmt: str = "simple") -> dict[str, str]:
             rows, ["strategy", "KiB/conn", "metric", "cases"], tablefmt=fmt,
             disable_numparse=True,
         )
+    if run.get("capacity"):
+        out["Capacity: the highest rate held under the SLO (knee)"] = capacity_table(run, fmt)
     if problems:
         out["Failed, aborted and defective cases"] = tabulate(
             problems, ["strategy", "conns", "load", "repeat", "what"], tablefmt=fmt,
@@ -208,3 +237,38 @@ def header(run: dict) -> list[str]:
     for s, why in skipped.items():
         lines.append(f"skipped {s}: {why}")
     return lines
+
+
+def capacity_table(run: dict, fmt: str = "simple") -> str:
+    """Knee rate per strategy × connections: ``N`` (server-bound above it), ``≥ N``
+    (loadgen-bound: the server held every rate the loadgen could offer), ``< N`` (not even
+    the lowest rate tried was held)."""
+    slo = run["config"]
+    rows = []
+    conns = sorted({k["connections"] for k in run["capacity"]})
+    strategies = list(dict.fromkeys(k["strategy"] for k in run["capacity"]))
+    by = {(k["strategy"], k["connections"]): k for k in run["capacity"]}
+    for s in strategies:
+        row = [s]
+        for n in conns:
+            k = by.get((s, n))
+            row.append("-" if k is None else knee_text(k))
+        rows.append(row)
+    title = (f"SLO: >= {100 * slo.get('slo_held', 0.99):g}% of the offered rate, corrected p99 "
+             f"<= {slo.get('slo_p99_ms', 10.0):g} ms")
+    quota = slo.get("server_cpu_quota")
+    if quota:
+        title += f"; server CPU quota {quota:g} core(s)"
+    return title + "\n" + tabulate(rows, ["strategy"] + [f"{n:,} conns (msg/s)" for n in conns],
+                                   tablefmt=fmt, disable_numparse=True)
+
+
+def knee_text(k: dict) -> str:
+    if k["knee"] is None:
+        return f"< {min(s['rate'] for s in k['steps']):,.0f} ({k['bound']})" if k["steps"] \
+            else "-"
+    if k["bound"] == "loadgen":
+        return f"≥ {k['knee']:,.0f} (loadgen-bound)"
+    if k["bound"] == "none":
+        return f"≥ {k['knee']:,.0f} (search ended)"
+    return f"{k['knee']:,.0f}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from results.plots import PLOTS
+from results.plots import CAPACITY_PLOT, PLOTS
 from results.report import header, tables
 
 
@@ -17,7 +17,8 @@ def write_report_md(run: dict, run_path: Path, out_dir: Path, plots: list[Path])
         lines += [f"## {title}", "", text, ""]
     lines += ["## Plots", ""]
     for p in plots:
-        lines += [f"### {PLOTS.get(p.name, p.stem)}", "", f"![{p.stem}]({p.name})", ""]
+        title = dict([CAPACITY_PLOT], **PLOTS).get(p.name, p.stem)
+        lines += [f"### {title}", "", f"![{p.stem}]({p.name})", ""]
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

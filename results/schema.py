@@ -1,4 +1,4 @@
-"""The run file's schema (version 1) and the small validator that enforces it.
+"""The run file's schema (version 2) and the small validator that enforces it.
 
 The schema is written in a subset of JSON Schema (``type``, ``properties``, ``required``,
 ``items``, ``enum``, ``pattern``, ``minimum``, ``additionalProperties``, ``anyOf``) so that
@@ -7,6 +7,8 @@ subset and nothing more. ``results/SCHEMA.md`` explains every field in prose.
 
 A run is validated when it is written and when it is read; a bench case whose ``status``
 is ``"ok"`` must carry every measurement, a failed or aborted one may leave them ``null``.
+Version-1 files are read through :func:`upgrade`, which gives their cases the version-2
+fields (verdict, CPU block, measurement defects) computed from what version 1 recorded.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-VERSION = 1
+from results import verdict
+
+VERSION = 2
+READABLE = (1, 2)
 
 NUM = {"type": "number"}
 INT = {"type": "integer"}
@@ -91,6 +96,9 @@ LOADGEN = _obj(
             {k: INT for k in ["refused", "reset", "timeout", "corrupt", "closed", "other"]}
         ),
         "measure_s": NUM,
+        "window": {"anyOf": [_obj({"start": NUM, "end": NUM, "boot_id": STR_OR_NULL,
+                                   "source": {"enum": ["workers", "master"]}}),
+                             {"type": "null"}]},
         "messages": INT,
         "bytes": INT,
         "rate": _obj({"target": NUM_OR_NULL, "achieved": NUM}),
@@ -104,8 +112,7 @@ LOADGEN = _obj(
             "items": _obj({"t": NUM, "messages": INT, "rate": NUM}, required=["t", "rate"]),
         },
         "workers": {"type": "array", "items": {"type": "object"}},
-        "saturated": BOOL,
-        "saturation_reason": STR_OR_NULL,
+        "limit": _obj({"bound": BOOL, "reasons": {"type": "array", "items": STR}}),
     }
 )
 
@@ -119,19 +126,18 @@ SAMPLE = _obj(
         "threads": INT,
         "procs": INT,
         "fds": INT_OR_NULL,
-        "cpu_s": NUM,
         "mem_available": INT,
     }
 )
 
 FOOTPRINT = _obj(
     {
-        "rss": INT,
+        "rss": INT_OR_NULL,
         "pss": INT_OR_NULL,
         "uss": INT_OR_NULL,
-        "threads": INT,
-        "procs": INT,
-        "fds": INT,
+        "threads": INT_OR_NULL,
+        "procs": INT_OR_NULL,
+        "fds": INT_OR_NULL,
     }
 )
 
@@ -141,8 +147,6 @@ SERVER = _obj(
         "idle": FOOTPRINT,
         "load": FOOTPRINT,
         "peak": _obj({"rss": INT, "pss": INT_OR_NULL, "threads": INT, "procs": INT, "fds": INT}),
-        "cpu_s": NUM,
-        "cpu_percent": NUM,
         "ctx_switches": _obj({"voluntary": INT, "involuntary": INT}),
         "smaps_interval_s": NUM_OR_NULL,
         "samples": INT,
@@ -151,16 +155,40 @@ SERVER = _obj(
     }
 )
 
+CPU = _obj(
+    {
+        "cores": NUM,
+        "percent": NUM,
+        "cpu_s": NUM_OR_NULL,
+        "limit_cores": NUM,
+        "quota": NUM_OR_NULL,
+        "source": {"enum": ["cgroup", "proc", "v1-sampled"]},
+        "gap_s": NUM_OR_NULL,
+        "stall": NUM_OR_NULL,
+    },
+    required=["cores", "percent", "limit_cores", "source"],
+)
+
+VERDICT = _obj({"kind": {"enum": ["held", "server-bound", "loadgen-bound", "failed"]},
+                "reason": STR})
+
 BENCH_CASE = _obj(
     {
         "key": KEY,
         "status": {"type": "string", "pattern": r"^(ok|failed: .+|aborted: .+)$"},
+        "verdict": VERDICT,
+        "window": {"anyOf": [_obj({"start": NUM, "end": NUM}), {"type": "null"}]},
+        "cpu": _obj({
+            "server": {"anyOf": [CPU, {"type": "null"}]},
+            "loadgen": {"anyOf": [CPU, {"type": "null"}]},
+            "series": _obj({"server": {"type": "array"}, "loadgen": {"type": "array"}}),
+        }),
         "started": STR,
         "duration_s": NUM,
         "server_cmd": {"type": "array", "items": STR},
         "pin": {"type": ["object", "null"]},
         "loadgen": {"anyOf": [LOADGEN, {"type": "null"}]},
-        "loadgen_proc": {"anyOf": [_obj({"cpu_s": NUM, "peak_rss": INT}), {"type": "null"}]},
+        "loadgen_proc": {"anyOf": [_obj({"peak_rss": INT}), {"type": "null"}]},
         "server": {"anyOf": [SERVER, {"type": "null"}]},
         "cpu_s_per_1k_msgs": NUM_OR_NULL,
         "mem_per_conn": _obj(
@@ -170,20 +198,20 @@ BENCH_CASE = _obj(
         "machine_mem": _obj({"available_before": INT, "available_min": INT, "drop": INT}),
         "netstat": _obj({"ListenOverflows": INT_OR_NULL, "ListenDrops": INT_OR_NULL}),
         "defects": {"type": "array", "items": STR},
+        "measurement_defects": {"type": "array", "items": STR},
         "notes": {"type": "array", "items": STR},
     }
 )
 
-# What an "ok" bench case must have filled in (no nulls where a measurement belongs).
+# What an "ok" bench case must have filled in (no nulls where a measurement belongs;
+# a figure that could not be measured is named in measurement_defects or notes).
 BENCH_CASE_OK = _obj(
     {
         "loadgen": LOADGEN,
-        "loadgen_proc": _obj({"cpu_s": NUM, "peak_rss": INT}),
+        "loadgen_proc": _obj({"peak_rss": INT}),
         "server": SERVER,
-        "cpu_s_per_1k_msgs": NUM_OR_NULL,  # null only when no message was echoed
-        "mem_per_conn": _obj({"metric": {"enum": ["rss", "pss"]}, "bytes": NUM}),
     },
-    required=["loadgen", "loadgen_proc", "server", "mem_per_conn"],
+    required=["loadgen", "loadgen_proc", "server"],
 )
 
 MICRO_CASE = _obj(
@@ -195,6 +223,18 @@ MICRO_CASE = _obj(
         "values": {"type": "array", "items": NUM},
         "asyncio_values": {"type": ["array", "null"], "items": NUM},
         "ratio_median": NUM_OR_NULL,
+    }
+)
+
+CAPACITY = _obj(
+    {
+        "strategy": STR,
+        "connections": INT,
+        "knee": NUM_OR_NULL,
+        "bound": {"enum": ["server", "loadgen", "none", "failed"]},
+        "reason": STR,
+        "steps": {"type": "array", "items": _obj({"rate": NUM, "verdict": STR,
+                                                  "p99_ms": NUM_OR_NULL})},
     }
 )
 
@@ -210,6 +250,7 @@ RUN = _obj(
         "config": {"type": "object"},
         "cases": {"type": "array", "items": {"type": "object"}},
         "summary": {"type": ["object", "null"]},
+        "capacity": {"type": "array", "items": CAPACITY},
     },
     required=["schema", "kind", "id", "created", "git", "machine", "config", "cases"],
 )
@@ -276,12 +317,56 @@ def check(value: Any, schema: dict, path: str = "$") -> None:
         raise SchemaError(f"{path}: {value} is below the minimum {schema['minimum']}")
 
 
+def _v1_case(case: dict, machine: dict) -> None:
+    """Give a version-1 bench case the version-2 fields, in place."""
+    server, lg = case.get("server"), case.get("loadgen")
+    cpu = None
+    if server is not None and "cpu_percent" in server:
+        pins = case.get("pin") or {}
+        limit = float(len(pins.get("server") or machine.get("affinity") or [0]))
+        pct = server.pop("cpu_percent")
+        cpu = {"cores": pct / 100, "percent": pct, "cpu_s": None, "limit_cores": limit,
+               "quota": None, "source": "v1-sampled", "gap_s": None}
+        server.pop("cpu_s", None)
+        for row in server.get("series", []):
+            row.pop("cpu_s", None)
+    case["cpu"] = {"server": cpu, "loadgen": None, "series": {"server": [], "loadgen": []}}
+    case["window"] = None
+    defects = []
+    if cpu is not None and cpu["cores"] > 1.05 * cpu["limit_cores"]:
+        defects.append(f"server CPU {cpu['percent']:.0f}% > {100 * cpu['limit_cores']:.0f}% "
+                       "it may use (version-1 sampling)")
+    case["measurement_defects"] = defects
+    if case.get("loadgen_proc"):
+        case["loadgen_proc"] = {"peak_rss": case["loadgen_proc"]["peak_rss"]}
+    if lg is not None:
+        reason = lg.pop("saturation_reason", None) or ""
+        lg.pop("saturated", None)
+        own = [r for r in reason.split("; ") if r.startswith("worker ")]
+        lg["limit"] = {"bound": bool(own), "reasons": own}
+        lg.setdefault("window", None)
+    case["verdict"] = verdict.judge(case, verdict.SLO())
+
+
+def upgrade(run: Any) -> Any:
+    """A version-1 run as version 2 (in place); any other document unchanged."""
+    if isinstance(run, dict) and run.get("schema") == 1:
+        if run.get("kind") == "bench":
+            for case in run.get("cases") or []:
+                if isinstance(case, dict):
+                    _v1_case(case, run.get("machine") or {})
+        run["schema"] = VERSION
+        run["upgraded_from"] = 1
+    return run
+
+
 def validate(run: Any) -> None:
     """Check a whole run document: the envelope, then each case against its kind's schema."""
     if not isinstance(run, dict):
         raise SchemaError(f"$: expected a JSON object, got {type(run).__name__}")
     if run.get("schema") != VERSION:
-        raise SchemaError(f"$.schema: version {run.get('schema')!r}, this code reads {VERSION}")
+        raise SchemaError(f"$.schema: version {run.get('schema')!r}, this code reads "
+                          f"{' and '.join(map(str, READABLE))}")
     check(run, RUN)
     case_schema = BENCH_CASE if run["kind"] == "bench" else MICRO_CASE
     for i, case in enumerate(run["cases"]):

@@ -118,7 +118,7 @@ def read_run_file(path: Path) -> dict:
     except json.JSONDecodeError as e:
         msg = f"bad JSON at line {e.lineno}: {e.msg}"
         raise RunFileError(f"{path}: not a run file ({msg})") from None
-    validate(run, str(path))
+    validate(schema.upgrade(run), str(path))
     return run
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -89,17 +90,28 @@ def test_short_bench_writes_a_valid_run_with_every_field_filled(short_run):
     assert [c["key"]["strategy"] for c in run["cases"]] == ["thread", "asyncio"]
     for c in run["cases"]:
         assert c["status"] == "ok", c["status"]
-        assert c["defects"] == []
+        assert c["verdict"]["kind"] in ("held", "server-bound", "loadgen-bound"), c["verdict"]
+        assert c["defects"] == [] and c["measurement_defects"] == []
         lg, srv = c["loadgen"], c["server"]
         assert lg["connections"]["connected"] == 50 and lg["messages"] > 0
         assert lg["rate"]["achieved"] > 0 and lg["latency_us"]["corrected"]["p99"] > 0
         assert srv["idle"]["pss"] > 0 and srv["load"]["rss"] >= srv["idle"]["rss"] > 0
         assert srv["peak"]["fds"] >= 50 and srv["samples"] == len(srv["series"]) > 3
         assert srv["exit"] == {"code": 0, "signal": None}
-        assert c["cpu_s_per_1k_msgs"] is not None and c["cpu_s_per_1k_msgs"] >= 0
-        assert c["mem_per_conn"]["bytes"] is not None
+        w = c["window"]
+        assert w["end"] - w["start"] == pytest.approx(2.0, abs=0.05)  # --duration 2
+        cpu = c["cpu"]["server"]
+        assert cpu["source"] == "cgroup" and cpu["gap_s"] <= 0.2
+        assert cpu["cpu_s"] == pytest.approx(cpu["cores"] * (w["end"] - w["start"]), abs=2e-4)
+        assert c["cpu_s_per_1k_msgs"] == pytest.approx(cpu["cpu_s"] / lg["messages"] * 1000,
+                                                       rel=0.01)
+        assert 0 < cpu["cores"] <= cpu["limit_cores"] == len(c["pin"]["server"])
+        inside = [r["rss"] for r in srv["series"] if w["start"] < r["t"] < w["end"]]
+        assert min(inside) <= srv["load"]["rss"] <= max(inside)
+        assert c["mem_per_conn"]["bytes"] == pytest.approx(
+            (srv["load"]["rss"] - srv["idle"]["rss"]) / 50, abs=0.1)
         assert None not in c["netstat"].values()
-        assert c["loadgen_proc"]["cpu_s"] > 0 and c["machine_mem"]["available_before"] > 0
+        assert c["cpu"]["loadgen"]["cores"] > 0 and c["machine_mem"]["available_before"] > 0
     thread = run["cases"][0]["server"]
     assert thread["peak"]["threads"] >= 50  # one thread per connection, seen by the sampler
 
@@ -193,8 +205,10 @@ def test_a_server_crashing_mid_case_is_failed_and_the_run_goes_on(tmp_path):
     crashed, after = run["cases"]
     assert crashed["key"]["strategy"] == "external"
     assert crashed["status"] == "failed: server exited (code 3)"
+    assert crashed["verdict"] == {"kind": "failed", "reason": "server exited (code 3)"}
     assert crashed["server"]["exit"] == {"code": 3, "signal": None}
     assert after["key"]["strategy"] == "asyncio" and after["status"] == "ok"
+    assert after["verdict"]["kind"] != "failed"
 
 
 @pytest.mark.parametrize("args,msg", [
@@ -230,11 +244,13 @@ def test_default_matrix_is_every_strategy_at_three_counts_plus_closed_loop():
     cfg = matrix.build_config({})
     keys = matrix.case_keys(cfg)
     assert len(keys) == 5 * 4 * 3
-    first_pass = [k for k in keys if k["repeat"] == 0]
-    assert {(k["connections"], k["mode"], k["rate"]) for k in first_pass} == {
-        (100, "open", 100.0), (1000, "open", 1000.0), (10000, "open", 5000.0),
+    first_pass = [k for k in keys if k.repeat == 0]
+    cap = 5000.0 * len(matrix.cpu_plan(True)["loadgen"])  # per CPU the loadgen may use
+    assert cfg["rate_cap"] == cap and cfg["procs"] == 1
+    assert {(k.connections, k.mode, k.rate) for k in first_pass} == {
+        (100, "open", 100.0), (1000, "open", 1000.0), (10000, "open", min(10000.0, cap)),
         (100, "closed", None)}
-    assert [k["repeat"] for k in keys[:20]] == [0] * 20  # repeats are the outer loop
+    assert [k.repeat for k in keys[:20]] == [0] * 20  # repeats are the outer loop
 
 
 def test_quick_toml_and_command_line_layer_in_that_order(tmp_path):
@@ -263,7 +279,7 @@ def test_guard_and_time_limit_abort_the_case_and_leave_nothing(tmp_path, how, st
     how = [str(toml) if a == "TOML" else a for a in how]
     try:
         out = runner(["bench", "--strategies", "asyncio", *SHORT, "--no-report", *how], env)
-        assert out.returncode == 0, out.stderr
+        assert out.returncode == 1, out.stderr  # every case failed
         assert marked(mark) == []
     finally:
         kill_marked(mark)
@@ -318,16 +334,118 @@ def test_sampler_sums_the_tree_and_counts_sub_tick_cpu_of_many_children():
         proc.wait()
 
 
-def test_load_window_with_slow_ticks_uses_the_nearest_samples():
-    from bench.case import _cpu_between, _load_footprint
+def test_memory_under_load_is_the_median_of_samples_strictly_inside_the_window():
+    from bench.case import load_footprint
 
-    # A fork server's tree sampled every ~10 s: nothing falls inside the 8 s measure window.
-    series = [{"t": t, "rss": r, "pss": None, "uss": None, "threads": p, "procs": p,
-               "fds": None, "cpu_s": c}
-              for t, r, p, c in [(0.5, 10, 1, 0.0), (2.0, 100, 144, 1.0),
-                                 (24.0, 3000, 2530, 11.0), (41.0, 3000, 2530, 17.0)]]
-    idle = {"rss": 10, "pss": 5, "uss": 4, "threads": 1, "procs": 1, "fds": 6}
-    load = _load_footprint(series, 30.0, 38.0, idle)
-    assert load["procs"] == 2530 and load["rss"] == 3000 and load["fds"] == 6
-    assert _cpu_between(series, 30.0, 38.0) == pytest.approx(6.0 / 17.0)
-    assert _cpu_between(series, 1.0, 42.0) == pytest.approx(16.0 / 39.0)
+    series = [{"t": t, "rss": r, "pss": p, "uss": None, "threads": 1, "procs": 1, "fds": None}
+              for t, r, p in [(0.5, 10, 5), (2.0, 100, None), (3.0, 300, None),
+                              (5.0, 200, 50), (8.0, 999, 99)]]
+    load = load_footprint(series, 2.0, 8.0)  # the samples at 3.0 and 5.0 only
+    assert load["rss"] == 250 and load["pss"] == 50 and load["fds"] is None
+
+
+def test_cpu_between_two_instants_interpolates_the_readings_around_each():
+    from bench.cpumeter import Counter
+
+    c = Counter(lambda: None, "cgroup")
+    for t, v in [(0.0, 0.0), (0.1, 0.05), (0.2, 0.10), (1.2, 0.60), (1.25, 0.62)]:
+        c.record(t, v)
+    iv = c.between(0.05, 1.225)  # 0.025 and 0.61, each between readings <= 0.1 s apart
+    assert iv.cpu_s == pytest.approx(0.585) and iv.gap_s == pytest.approx(0.1)
+    assert iv.cores == pytest.approx(0.585 / 1.175)
+    wide = c.between(0.05, 0.7)  # the end falls in a 1 s gap between readings: it says so
+    assert wide.cpu_s == pytest.approx(0.35 - 0.025) and wide.gap_s == pytest.approx(1.0)
+    assert c.between(-1.0, 0.5) is None and c.between(0.5, 2.0) is None
+    c.record(1.3, 0.5)  # a counter never goes back: a lower reading is dropped
+    assert c.values[-1] == 0.62
+
+
+BURN_S = 0.001  # CPU seconds the burn server spends per echo
+
+
+def _bench(tmp_path: Path, args: list[str], timeout: float = 120) -> dict:
+    """Run ``runner.py bench ARGS`` and return its run (exit code 0 or 1 and nothing left)."""
+    env, mark = env_for(tmp_path)
+    try:
+        out = runner(["bench", *args, "--no-report"], env, timeout=timeout)
+        assert out.returncode in (0, 1), out.stderr
+        assert marked(mark) == []
+    finally:
+        kill_marked(mark)
+    [path] = run_files(tmp_path)
+    run, _ = store.load_run(str(path))
+    return run
+
+
+def _server(name: str, *args: str) -> str:
+    return shlex.join([sys.executable, str(ROOT / "tests" / "runner_servers" / name), *args])
+
+
+def test_cpu_per_message_of_a_server_of_known_cost_is_measured_and_its_pin_honoured(tmp_path):
+    affinity = tmp_path / "affinity.json"
+    run = _bench(tmp_path, ["--server-cmd", _server("burn.py", str(BURN_S), str(affinity)),
+                            "--connections", "20", "--rate", "200", "--duration", "3",
+                            "--warmup", "1", "--repeats", "1"])
+    [c] = run["cases"]
+    assert c["verdict"]["kind"] != "failed", c["verdict"]
+    assert json.loads(affinity.read_text()) == c["pin"]["server"] == \
+        matrix.cpu_plan(True)["server"]
+    per_msg = c["cpu_s_per_1k_msgs"] / 1000
+    assert BURN_S <= per_msg <= 1.1 * BURN_S  # the burn plus the server's own overhead
+    cpu = c["cpu"]["server"]
+    expected = BURN_S * c["loadgen"]["rate"]["achieved"]
+    assert cpu["cores"] == pytest.approx(expected, rel=0.1)
+    assert cpu["percent"] <= 100 * cpu["limit_cores"]
+
+
+def test_a_server_that_never_echoes_is_server_bound_and_a_closed_port_fails(tmp_path):
+    silent = _bench(tmp_path / "a", ["--server-cmd", _server("silent.py"), "--connections",
+                                     "20", "--rate", "40", *SHORT[2:], "--ramp-timeout", "2"])
+    [c] = silent["cases"]
+    assert c["verdict"]["kind"] == "server-bound", c["verdict"]
+    assert "0 of 40 msg/s" in c["verdict"]["reason"]
+    assert "20 of 20 connections starved" in c["verdict"]["reason"]
+    closed = _bench(tmp_path / "b", ["--server-cmd", _server("closed_port.py"),
+                                     "--connections", "20", *SHORT[2:], "--ramp-timeout", "2"])
+    [c] = closed["cases"]
+    assert c["verdict"] == {"kind": "failed", "reason": "connections: 0 of 20 established"}
+
+
+def test_a_loadgen_sharing_its_cpu_with_a_hog_is_loadgen_bound(tmp_path):
+    loadgen_cpu = matrix.cpu_plan(True)["loadgen"][0]
+    hog = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\n"
+                            "while time.time() - t < 60: pass"], start_new_session=True)
+    try:
+        os.sched_setaffinity(hog.pid, [loadgen_cpu])
+        os.setpriority(os.PRIO_PROCESS, hog.pid, -10)  # the hog wins the shared CPU
+        run = _bench(tmp_path, ["--strategies", "asyncio", "--connections", "200",
+                                "--rate", "4000", *SHORT[2:]])
+    finally:
+        hog.kill()
+        hog.wait()
+    [c] = run["cases"]
+    assert c["verdict"]["kind"] == "loadgen-bound", c["verdict"]
+    assert "sent late" in c["verdict"]["reason"] or "CPU" in c["verdict"]["reason"]
+    from results.report import tables
+
+    [row] = [ln for ln in "\n".join(tables(run).values()).splitlines()
+             if ln.startswith("asyncio") and "≥ " in ln]
+    assert f"≥ {c['loadgen']['rate']['achieved']:,.0f}" in row
+
+
+def test_capacity_search_finds_the_knee_of_a_server_of_known_cost(tmp_path):
+    # 2 ms of CPU per echo on one core: nothing above 500 msg/s can be held.
+    run = _bench(tmp_path, ["--mode", "capacity", "--server-cmd", _server("burn.py", "0.002"),
+                            "--connections", "20", "--capacity-start", "100",
+                            "--duration", "1.5", "--warmup", "0.5"], timeout=300)
+    [k] = run["capacity"]
+    assert k["bound"] == "server", k
+    assert 100 <= k["knee"] < 500
+    rates = [s["rate"] for s in k["steps"]]
+    assert rates[:3] == [100.0, 200.0, 400.0] or rates[:2] == [100.0, 200.0]
+    assert [c["key"]["rate"] for c in run["cases"]] == rates
+    held = [s["rate"] for s in k["steps"] if s["verdict"] == "held"]
+    assert k["knee"] == max(held)
+    above = [s for s in k["steps"] if s["rate"] > k["knee"]]
+    assert above and all(s["verdict"] == "server-bound" for s in above)
+    assert min(s["rate"] for s in above) / k["knee"] <= 1 + run["config"]["capacity_tolerance"]

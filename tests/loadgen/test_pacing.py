@@ -14,10 +14,11 @@ LATENCY_KEYS = {"p50", "p90", "p99", "p99.9", "p99.99", "max", "mean", "count"}
 
 
 def _has_the_agreed_keys(r: dict) -> None:
-    """Exactly the keys of HARNESS_INTERFACES.md (the runner codes against them)."""
+    """Exactly the keys results/SCHEMA.md gives the loadgen result (the runner codes
+    against them)."""
     assert set(r) == {"config", "connections", "connect_errors", "errors", "measure_s",
-                      "messages", "bytes", "rate", "fairness", "latency_us", "histograms",
-                      "intervals", "workers", "saturated", "saturation_reason"}
+                      "window", "messages", "bytes", "rate", "fairness", "latency_us",
+                      "histograms", "intervals", "workers", "limit"}
     assert set(r["connections"]) == {"target", "connected", "served", "ramp_timed_out",
                                      "ramp_s"}
     assert set(r["connect_errors"]) == {"refused", "reset", "timeout", "other"}
@@ -30,8 +31,12 @@ def _has_the_agreed_keys(r: dict) -> None:
     for i in r["intervals"]:
         assert set(i) == {"t", "messages", "rate", "p50_us", "p99_us"}
     for w in r["workers"]:
-        assert set(w) == {"index", "connections", "cpu_percent", "pid"}
-    assert isinstance(r["saturated"], bool)
+        assert set(w) == {"index", "host", "pid", "connections", "messages", "errors",
+                          "cpu_percent", "late_p50_us", "late_p99_us"}
+    assert isinstance(r["limit"]["bound"], bool)
+    w = r["window"]
+    assert w["source"] == "workers"  # workers open their windows within ms of each other
+    assert r["config"]["duration"] - 1e-6 <= w["end"] - w["start"] < r["config"]["duration"] + 0.5
 
 
 def _consistent(r: dict, size: int) -> None:

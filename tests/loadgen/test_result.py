@@ -1,4 +1,4 @@
-"""loadgen.result: merging the workers' final reports and the saturation verdict."""
+"""loadgen.result: merging the workers' final reports, the window and the loadgen's limit."""
 
 from loadgen import histogram
 from loadgen.recorder import CONNECT_KINDS, ERROR_KINDS, Recorder
@@ -43,7 +43,7 @@ def test_workers_are_merged_and_fairness_spans_all_connections():
     assert r["latency_us"]["corrected"]["count"] == 30
     assert [i["messages"] for i in r["intervals"]] == [15, 15]
     assert r["rate"] == {"target": 10.0, "achieved": 15.0}
-    assert not r["saturated"] and r["saturation_reason"] is None
+    assert r["limit"] == {"bound": False, "reasons": []}
 
 
 def test_connections_never_spawned_count_as_starved():
@@ -51,16 +51,32 @@ def test_connections_never_spawned_count_as_starved():
     assert r["fairness"]["starved"] == 3
 
 
-def test_saturation_reasons():
+def test_loadgen_limit_reasons_name_the_worker_and_leave_the_rate_to_the_runner():
     r = _assemble([_final(0, [10, 10], cpu=95.0), _final(1, [10, 10], late_us=5000)],
                   cfg={**CFG, "rate": 100.0})
-    assert r["saturated"]
-    reason = r["saturation_reason"]
-    assert "worker 0 CPU 95%" in reason
-    assert "worker 1 sent late" in reason
-    assert "< 95% of target 100" in reason
+    assert r["limit"]["bound"]
+    [cpu, late] = r["limit"]["reasons"]
+    assert cpu == "worker 0 CPU 95% > 90%"
+    assert late.startswith("worker 1 sent late: median 5.0 ms")
+    tail = _assemble([{**_final(0, [10, 10], late_us=100), "late_p99_us": 8000}])
+    assert tail["limit"]["reasons"] == ["worker 0 sent late: p99 8.0 ms after the intended "
+                                        "time (its CPU is busy or shared)"]
+    under_target = _assemble([_final(0, [10, 10])], cfg={**CFG, "rate": 100.0})
+    assert under_target["limit"]["bound"] is False  # 20 msg/s of 100 is not the loadgen's fault
+
+
+def test_window_comes_from_workers_sharing_the_masters_clock():
+    local = {**_final(0, [1]), "boot_id": "b1", "window": [10.0, 12.0]}
+    late = {**_final(1, [1]), "boot_id": "b1", "window": [10.2, 12.2]}
+    remote = {**_final(2, [1]), "boot_id": "other", "window": [0.0, 99.0]}
+    master = {"boot_id": "b1", "start": 9.9, "end": 12.1}
+    r = assemble(CFG, RAMP, [local, late, remote], {}, master)
+    assert r["window"] == {"start": 10.0, "end": 12.2, "boot_id": "b1", "source": "workers"}
+    only_remote = assemble(CFG, RAMP, [remote], {}, master)
+    assert only_remote["window"] == {"start": 9.9, "end": 12.1, "boot_id": "b1",
+                                     "source": "master"}
 
 
 def test_closed_loop_has_no_target_and_no_rate_verdict():
     r = _assemble([_final(0, [3, 3])], cfg={**CFG, "mode": "closed", "rate": None})
-    assert r["rate"]["target"] is None and not r["saturated"]
+    assert r["rate"]["target"] is None and not r["limit"]["bound"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from hdrh.histogram import HdrHistogram
 
 from results import store
+from results.verdict import SLO, judge
 
 
 def _hist(values_us: list[int]) -> str:
@@ -49,24 +50,24 @@ def case(strategy: str, n: int, *, repeat: int = 0, status: str = "ok", achieved
         "histograms": {"corrected": _hist([int(p50_us)] * 50 + [int(4 * p50_us)] * 50),
                        "uncorrected": _hist([int(p50_us / 2)] * 100)},
         "intervals": [{"t": 0.0, "messages": 100, "rate": achieved}],
-        "workers": [], "saturated": False, "saturation_reason": None,
+        "workers": [], "window": None, "limit": {"bound": False, "reasons": []},
     }
-    return {
+    c = {
         "key": {"strategy": strategy, "connections": n, "rate": float(n) if mode == "open"
                 else None, "size": 64, "mode": mode, "conn_mode": "persistent",
                 "repeat": repeat},
         "status": status, "started": "2026-01-01T00:00:00+00:00", "duration_s": 12.0,
         "server_cmd": ["python", "-m", "servers", strategy], "pin": None,
         "loadgen": lg if ok else None,
-        "loadgen_proc": {"cpu_s": 1.0, "peak_rss": 1 << 27} if ok else None,
+        "loadgen_proc": {"peak_rss": 1 << 27} if ok else None,
         "server": {
             "pid": 1, "idle": idle, "load": load,
             "peak": {"rss": rss_load, "pss": rss_load // 2, "threads": threads, "procs": procs,
                      "fds": n + 5},
-            "cpu_s": 1.0, "cpu_percent": 10.0, "ctx_switches": {"voluntary": 1, "involuntary": 1},
+            "ctx_switches": {"voluntary": 1, "involuntary": 1},
             "smaps_interval_s": 0.25, "samples": 1,
             "series": [{"t": 0.0, "rss": rss_load, "pss": None, "uss": None, "threads": threads,
-                        "procs": procs, "fds": 5, "cpu_s": 1.0, "mem_available": 1 << 33}],
+                        "procs": procs, "fds": 5, "mem_available": 1 << 33}],
             "exit": {"code": 0, "signal": None},
         } if ok else None,
         "cpu_s_per_1k_msgs": 0.1 if ok else None,
@@ -74,8 +75,19 @@ def case(strategy: str, n: int, *, repeat: int = 0, status: str = "ok", achieved
                          "bytes": (load[metric] - idle[metric]) / n if ok else None},
         "machine_mem": {"available_before": 1 << 34, "available_min": 1 << 33, "drop": 1 << 33},
         "netstat": {"ListenOverflows": 0, "ListenDrops": 0},
-        "defects": [], "notes": [],
+        "defects": [], "measurement_defects": [], "notes": [],
+        "window": {"start": 1.0, "end": 11.0} if ok else None,
+        "cpu": {"server": cpu(0.1) if ok else None, "loadgen": cpu(0.2) if ok else None,
+                "series": {"server": [], "loadgen": []}},
     }
+    c["verdict"] = judge(c, SLO())
+    return c
+
+
+def cpu(cores: float, limit: float = 1.0) -> dict:
+    """A case's CPU block: ``cores`` used of ``limit``."""
+    return {"cores": cores, "percent": 100 * cores, "cpu_s": 10 * cores, "limit_cores": limit,
+            "quota": None, "source": "cgroup", "gap_s": 0.05}
 
 
 def bench_run(cases: list[dict], strategies: list[str] | None = None) -> dict:

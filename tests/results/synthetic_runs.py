@@ -111,7 +111,10 @@ def bench_case(
                 "cpu_s_per_1k_msgs": None, "mem_per_conn": {"metric": "rss", "bytes": None},
                 "machine_mem": {"available_before": 1, "available_min": 1, "drop": 0},
                 "netstat": {"ListenOverflows": 0, "ListenDrops": 0},
-                "defects": [], "notes": []}
+                "defects": [], "measurement_defects": [], "notes": [],
+                "verdict": {"kind": "failed", "reason": status.split(": ", 1)[-1]},
+                "window": None,
+                "cpu": {"server": None, "loadgen": None, "series": {"server": [], "loadgen": []}}}
     msgs = int(rate * intervals)
     loadgen = {
         "config": {"connections": connections},
@@ -126,24 +129,30 @@ def bench_case(
                                          p99 * (1 + rng.gauss(0, 0.01))),
                        "uncorrected": _pct(500.0, p99)},
         "histograms": {"corrected": "", "uncorrected": ""},
-        "intervals": ivs, "workers": [], "saturated": False, "saturation_reason": None,
+        "intervals": ivs, "workers": [], "window": None,
+        "limit": {"bound": False, "reasons": []},
     }
     server = {
         "pid": 4242, "idle": _footprint(20_000_000), "load": _footprint(40_000_000),
         "peak": {"rss": 41_000_000, "pss": 41_000_000, "threads": 2, "procs": 1, "fds": 110},
-        "cpu_s": 3.0, "cpu_percent": 30.0, "ctx_switches": {"voluntary": 10, "involuntary": 1},
+        "ctx_switches": {"voluntary": 10, "involuntary": 1},
         "smaps_interval_s": None, "samples": 40, "series": [],
         "exit": {"code": 0, "signal": None},
     }
     return {
         "key": key, "status": "ok", "started": "2026-01-01T00:00:00+00:00",
         "duration_s": intervals + 2.0, "server_cmd": ["python", "-m", "servers", strategy],
-        "pin": None, "loadgen": loadgen, "loadgen_proc": {"cpu_s": 5.0, "peak_rss": 1},
+        "pin": None, "loadgen": loadgen, "loadgen_proc": {"peak_rss": 1},
         "server": server, "cpu_s_per_1k_msgs": 0.03 * (1 + rng.gauss(0, 0.01)),
         "mem_per_conn": {"metric": "rss", "bytes": 20_000.0 * (1 + rng.gauss(0, 0.01))},
         "machine_mem": {"available_before": 10**10, "available_min": 9 * 10**9, "drop": 10**9},
         "netstat": {"ListenOverflows": 0, "ListenDrops": 0},
-        "defects": [], "notes": [],
+        "defects": [], "measurement_defects": [], "notes": [],
+        "verdict": {"kind": "server-bound", "reason": "closed loop, loadgen had headroom"},
+        "window": {"start": 1.0, "end": 1.0 + intervals},
+        "cpu": {"server": {"cores": 0.3, "percent": 30.0, "cpu_s": 3.0, "limit_cores": 1.0,
+                           "quota": None, "source": "cgroup", "gap_s": 0.05},
+                "loadgen": None, "series": {"server": [], "loadgen": []}},
     }
 
 

@@ -30,16 +30,17 @@ def test_repeats_reduce_to_the_median_of_ok_cases_only(runs_dir):
     a = report.aggregate(group)
     assert (a["ok"], a["n"]) == (3, 4)
     assert a["rate"] == 100 and a["p50_corrected"] == 2.0 and a["p50_uncorrected"] == 1.0
-    assert a["failure"] == "failed: server exited (code 1)"
+    assert a["failure"] == "server exited (code 1)"
+    # 90 of 100 msg/s; p99 12 ms > 10 ms; 300 msg/s at p99 8 ms; the failure
+    assert a["verdict"] == "server-bound 2/4, held 1/4, failed 1/4"
 
 
 def test_a_group_without_ok_case_shows_dashes_and_its_failure(runs_dir):
     run = bench_run([case("thread", 100), case("asyncio", 100, status="aborted: memory guard (x)")])
     t = report.tables(run)
-    perf = t["Throughput and latency (median of repeats; latency ms, corrected / uncorrected)"]
-    asyncio_row = next(line for line in perf.splitlines() if line.startswith("asyncio"))
-    assert "0/1" in asyncio_row and asyncio_row.split()[4] == "-"
-    assert "aborted: memory guard (x)" in t["Failed, aborted and defective cases"]
+    row = _row(t, "errors", "asyncio")
+    assert row["verdict"] == "failed" and row["msg/s"] == row["p99"] == "-"
+    assert "failed: memory guard (x)" in t["Failed, aborted and defective cases"]
 
 
 def test_memory_slope_is_the_fitted_bytes_per_connection(runs_dir):
@@ -55,11 +56,12 @@ def test_memory_slope_is_the_fitted_bytes_per_connection(runs_dir):
     assert "asyncio" not in slopes
 
 
-def test_run_summary_counts_statuses(runs_dir):
+def test_run_summary_counts_verdicts(runs_dir):
     run = bench_run([case("thread", 10), case("thread", 10, repeat=1, status="failed: x"),
-                     case("thread", 10, repeat=2, status="aborted: time limit (5 s)")])
+                     case("thread", 10, repeat=2, status="aborted: time limit (5 s)"),
+                     case("thread", 10, repeat=3, achieved=5.0)])
     assert report.run_summary(run, {"goroutine": "not yet"})["counts"] == {
-        "ok": 1, "failed": 1, "aborted": 1}
+        "held": 1, "server-bound": 1, "loadgen-bound": 0, "failed": 2}
 
 
 def _rows(table: str) -> list[dict[str, str]]:
@@ -85,14 +87,16 @@ def test_tables_show_every_column_the_issue_asks_for(runs_dir):
     tables = report.tables(bench_run([thread, case("asyncio", 100)]))
     text = "\n".join(tables.values())
     for col in ("msg/s", "p50", "p99", "p99.9", "errors", "starved", "cpu s/1k msg", "RSS MiB",
-                "mem/conn KiB", "threads", "procs", "listen overflows", "saturated"):
+                "mem/conn KiB", "threads", "procs", "listen overflows", "verdict"):
         assert col in text
     perf = _row(tables, "errors", "thread")
+    assert perf["verdict"] == "server-bound"  # 3 of 100 connections starved
     assert (perf["errors"], perf["starved"]) == ("7", "3")
     assert (perf["msg/s"], perf["p99"]) == ("100", "4.00 / 2.00")
     cost = _row(tables, "threads", "thread")
     assert (cost["threads"], cost["procs"], cost["fds"]) == ("101", "1", "105")
     assert (cost["listen overflows"], cost["cpu s/1k msg"]) == ("5", "0.100")
+    assert cost["cpu"] == "10% of 1"
     other = _row(tables, "errors", "asyncio")
     assert (other["errors"], other["starved"]) == ("0", "0")
 

@@ -71,6 +71,9 @@ def test_bench_case_ok_must_carry_its_measurements(runs_dir):
         "mem_per_conn": {"metric": "rss", "bytes": None},
         "machine_mem": {"available_before": 1, "available_min": 1, "drop": 0},
         "netstat": {"ListenOverflows": 0, "ListenDrops": 0}, "defects": [], "notes": [],
+        "verdict": {"kind": "held", "reason": "x"}, "window": None,
+        "cpu": {"server": None, "loadgen": None, "series": {"server": [], "loadgen": []}},
+        "measurement_defects": [],
     })
     with pytest.raises(store.RunFileError, match=r"cases\[0\]\.loadgen"):
         store.validate(run)

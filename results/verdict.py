@@ -1,0 +1,111 @@
+"""Whose limit a case shows: ``held``, ``server-bound``, ``loadgen-bound`` or ``failed``.
+
+* ``failed``: the case did not run to a measurement (server or loadgen exit, abort), or
+  fewer than :data:`CONNECTED_FRACTION` of the connections were ever established.
+* ``held``: open loop, the target rate achieved (≥ ``slo.held_fraction``), corrected p99
+  within ``slo.p99_ms``, no more than ``slo.starved_fraction`` of the connections without
+  an echo, and the loadgen under its own limit.
+* ``loadgen-bound``: not held (or closed loop) while the loadgen was at its limit — a
+  worker's CPU, timed sends leaving late, the loadgen's process tree using
+  :data:`LOADGEN_CPU_LIMIT` of the CPUs it may run on, or waiting for a CPU (taken by
+  anything else) :data:`LOADGEN_STALL_LIMIT` of the window. Its throughput is a lower
+  bound.
+* ``server-bound``: not held (or closed loop) while the loadgen had headroom: the figure
+  is the server's.
+
+Pure functions of a case record (``results/SCHEMA.md``); the runner stores the verdict
+in the case, readers of version-1 files compute it on load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+VERDICTS = ("held", "server-bound", "loadgen-bound", "failed")
+CONNECTED_FRACTION = 0.99
+LOADGEN_CPU_LIMIT = 0.90
+# The share of the measure window during which some loadgen process was runnable but
+# waited for a CPU (cgroup pressure stall information): past it, the loadgen's timing, and
+# so the latency it measures, is partly its own scheduling.
+LOADGEN_STALL_LIMIT = 0.25
+
+
+@dataclass(frozen=True)
+class SLO:
+    """What "the server held the load" means."""
+
+    held_fraction: float = 0.99  # of the target rate achieved
+    p99_ms: float = 10.0  # corrected p99 latency
+    starved_fraction: float = 0.01  # of the connections with no echo in the window
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> SLO:
+        return cls(held_fraction=cfg.get("slo_held", cls.held_fraction),
+                   p99_ms=cfg.get("slo_p99_ms", cls.p99_ms))
+
+
+def loadgen_limits(case: dict) -> list[str]:
+    """Why the loadgen was at its limit in this case (empty: it had headroom)."""
+    lg = case.get("loadgen") or {}
+    reasons = list((lg.get("limit") or {}).get("reasons") or [])
+    cpu = (case.get("cpu") or {}).get("loadgen") or {}
+    cores, limit = cpu.get("cores"), cpu.get("limit_cores")
+    if cores is not None and limit and cores >= LOADGEN_CPU_LIMIT * limit:
+        reasons.append(f"loadgen CPU {cores:.2f} of its {limit:g} core(s)")
+    stall = cpu.get("stall")
+    if stall is not None and stall >= LOADGEN_STALL_LIMIT:
+        reasons.append(f"loadgen waited for a CPU {stall:.0%} of the window")
+    return reasons
+
+
+def shortfalls(case: dict, slo: SLO) -> list[str]:
+    """How an open-loop case missed the SLO (empty: it held the load)."""
+    lg = case["loadgen"]
+    out = []
+    target, achieved = lg["rate"]["target"], lg["rate"]["achieved"]
+    if target is not None and achieved < slo.held_fraction * target:
+        out.append(f"{achieved:,.0f} of {target:,.0f} msg/s")
+    p99 = lg["latency_us"]["corrected"]["p99"] / 1000
+    if p99 > slo.p99_ms:
+        out.append(f"p99 {p99:,.1f} ms > {slo.p99_ms:g} ms")
+    n, starved = lg["connections"]["target"], lg["fairness"]["starved"]
+    if starved > slo.starved_fraction * n:
+        out.append(f"{starved:,} of {n:,} connections starved")
+    return out
+
+
+def judge(case: dict, slo: SLO) -> dict:
+    """``{"kind": one of VERDICTS, "reason": one line}`` for a finished case record."""
+    if case["status"] != "ok" or case.get("loadgen") is None:
+        reason = case["status"].split(": ", 1)[-1] if case["status"] != "ok" else "no result"
+        return {"kind": "failed", "reason": reason}
+    lg = case["loadgen"]
+    c = lg["connections"]
+    if c["connected"] < CONNECTED_FRACTION * c["target"]:
+        return {"kind": "failed", "reason": f"connections: {c['connected']:,} of "
+                f"{c['target']:,} established"}
+    limits = loadgen_limits(case)
+    if lg["rate"]["target"] is None:  # closed loop: whoever is at its limit sets the figure
+        if limits:
+            return {"kind": "loadgen-bound", "reason": "; ".join(limits)}
+        return {"kind": "server-bound", "reason": "closed loop, loadgen had headroom"}
+    missed = shortfalls(case, slo)
+    if not missed and not limits:
+        return {"kind": "held", "reason": f"{lg['rate']['achieved']:,.0f} msg/s, p99 "
+                f"{lg['latency_us']['corrected']['p99'] / 1000:,.2f} ms"}
+    if limits:
+        return {"kind": "loadgen-bound", "reason": "; ".join(limits + missed)}
+    return {"kind": "server-bound", "reason": "; ".join(missed)}
+
+
+def throughput(case: dict) -> str:
+    """The achieved rate as a reader should take it: ``≥ 34,716`` when the loadgen was the
+    bound (the server may do more), ``-`` without a measurement."""
+    lg = case.get("loadgen")
+    if lg is None or case["verdict"]["kind"] == "failed":
+        return "-"
+    rate = f"{lg['rate']['achieved']:,.0f}"
+    return f"≥ {rate}" if case["verdict"]["kind"] == "loadgen-bound" else rate
