@@ -1,7 +1,8 @@
 """Test echo servers, run as subprocesses: `python echo_server.py MODE [--every N]`.
 
 Prints one JSON line `{"event": "listening", "port": P, "pid": X}` when ready (as the
-servers package does), then serves until SIGTERM.  Modes:
+servers package does), then serves until SIGTERM, and then prints
+`{"event": "stopped", "accepted": N}`: the connections it accepted.  Modes:
   echo     plain asyncio echo (fd soft limit raised to hard)
   corrupt  echo, but flips one byte of every Nth chunk written
   refuse   a bound socket that never listens: every connect is refused
@@ -39,8 +40,11 @@ async def serve(mode: str, every: int) -> None:
 
     loop.add_signal_handler(signal.SIGUSR1, on_usr1)
     chunks = {"n": 0}
+    accepted = 0
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
         served = 0
         try:
             while True:
@@ -71,6 +75,7 @@ async def serve(mode: str, every: int) -> None:
     ready(server.sockets[0].getsockname()[1])
     async with server:
         await stop.wait()
+    print(json.dumps({"event": "stopped", "accepted": accepted}), flush=True)
 
 
 def main() -> None:

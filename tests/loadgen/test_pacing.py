@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import signal
+
 import pytest
 from hdrh.histogram import HdrHistogram
 
@@ -87,13 +90,21 @@ def test_open_loop_holds_the_target_rate(asyncio_server):
     assert lat["corrected"]["p50"] >= lat["uncorrected"]["p50"]
 
 
-def test_open_loop_per_message_connections(asyncio_server):
-    r = run_loadgen(asyncio_server.port, "--connections", "10", "--mode", "open",
+def test_open_loop_per_message_connections(fault_server):
+    """Every message is a connection of its own: the server accepts one per message, plus
+    the one each user makes for its ramp echo."""
+    s = fault_server("echo")
+    r = run_loadgen(s.port, "--connections", "10", "--mode", "open",
                     "--rate", "200", "--duration", "2", "--warmup", "0",
                     "--conn-mode", "per-message", "--workers", "1")
     _consistent(r, 64)
     assert r["config"]["conn_mode"] == "per-message" and r["config"]["workers"] == 1
     assert r["messages"] == pytest.approx(400, rel=0.05)
+    s.signal(signal.SIGTERM)
+    stopped = json.loads(s.proc.stdout.readline())
+    # Never below one per message; above only by the messages sent between the end of the
+    # measured window and the users' stop, far fewer than the window's own.
+    assert r["messages"] + 10 <= stopped["accepted"] < 2 * r["messages"]
 
 
 @pytest.mark.parametrize("size", [1, 7, 1 << 20])
