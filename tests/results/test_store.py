@@ -147,3 +147,39 @@ def test_written_file_is_plain_json_without_nan(runs_dir):
         store.save_run(run)
     run["cases"][0]["values"] = [1.5]
     assert json.loads(store.save_run(run).read_text())["cases"][0]["values"] == [1.5]
+
+
+def _as_version_1(run: dict, cpu_percent: float, saturation_reason: str | None) -> dict:
+    """A run as version 1 wrote it: no verdict, window, CPU block or measurement defects;
+    CPU % in the server block; the loadgen's one ``saturated`` word."""
+    run["schema"] = 1
+    for c in run["cases"]:
+        for k in ("verdict", "window", "cpu", "measurement_defects"):
+            del c[k]
+        c["server"].update(cpu_s=1.0, cpu_percent=cpu_percent)
+        for row in c["server"]["series"]:
+            row["cpu_s"] = 1.0
+        c["loadgen_proc"]["cpu_s"] = 1.0
+        lg = c["loadgen"]
+        del lg["window"], lg["limit"]
+        lg.update(saturated=saturation_reason is not None, saturation_reason=saturation_reason)
+        c["pin"] = {"server": [0], "loadgen": [1], "sampler": [1]}
+    return run
+
+
+def test_version_1_files_load_with_verdicts_and_their_impossible_cpu_flagged(runs_dir):
+    from tests.results.bench_cases import bench_run, case
+
+    v1 = _as_version_1(bench_run([case("thread", 100, achieved=90.0)]), 161.8,
+                       "worker 0 CPU 95% > 90%; achieved 90 msg/s < 95% of target 100 msg/s")
+    path = runs_dir / f"{v1['id']}.json"
+    path.write_text(json.dumps(v1))
+    run, _ = store.load_run(str(path))
+    assert run["schema"] == schema.VERSION and run["upgraded_from"] == 1
+    [c] = run["cases"]
+    assert c["verdict"] == {"kind": "loadgen-bound",
+                            "reason": "worker 0 CPU 95% > 90%; 90 of 100 msg/s"}
+    assert c["cpu"]["server"]["percent"] == 161.8 and c["cpu"]["server"]["limit_cores"] == 1
+    assert c["measurement_defects"] == [
+        "server CPU 162% > 100% it may use (version-1 sampling)"]
+    assert "saturated" not in c["loadgen"] and "cpu_percent" not in c["server"]
