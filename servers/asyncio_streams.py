@@ -6,9 +6,9 @@ is a :class:`asyncio.StreamReader`/:class:`asyncio.StreamWriter` pair and a task
 
 Accepting is :class:`~servers.asyncio_server.AsyncioServer`'s loop (the shared
 :class:`~servers.base.AcceptBackoff`), and the pair is built with
-``asyncio.open_connection(sock=conn)`` -- the same protocol ``start_server`` builds. Its
-own accept loop, on EMFILE, logs a traceback once per ``backlog`` slot and retries every
-1 s.
+``asyncio.open_connection(sock=conn)`` -- the same protocol ``start_server`` builds. (On
+EMFILE, ``start_server``'s own accept loop tries ``backlog`` (100) accepts in a row, logging
+a traceback for each, then waits a fixed 1 s.)
 
 Backpressure: ``drain`` waits while the transport holds more than its high-water mark
 (64 KiB), so the handler does not read; the reader stops reading the socket once it holds
