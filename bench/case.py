@@ -18,13 +18,17 @@ Ctrl-C (KeyboardInterrupt) escapes, after everything started has been stopped.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shlex
+import shutil
+import signal
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +41,7 @@ from bench.progress import Progress
 from bench.sampler import LARGE_TREE, Sampler, footprint
 from bench.server_proc import Child, ServerStartError, wait_listening
 from common.host import boot_id
+from common.proc import with_parent_death
 from results import schema, verdict
 from results.cases import CaseKey
 
@@ -47,6 +52,7 @@ POLL = 0.25
 # accounting and the interpolation at the window's ends) before it is a defect.
 CPU_TOLERANCE = 1.05
 FOOTPRINT_KEYS = ("rss", "pss", "uss", "threads", "procs", "fds")
+TMP_PREFIX = "c10k-case-"
 
 
 def server_argv(cfg: dict, strategy: str) -> list[str]:
@@ -221,8 +227,9 @@ class Case:
     # -- the steps
 
     def run(self) -> dict:
-        """Run the case and return its record. Ctrl-C propagates after :meth:`stop`."""
-        with tempfile.TemporaryDirectory(prefix="c10k-case-") as tmp:
+        """Run the case and return its record. Ctrl-C propagates after :meth:`stop`, which
+        a second Ctrl-C (or SIGTERM, SIGHUP) cannot cut short."""
+        with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{cgroup.owner_tag()}-") as tmp:
             self.workdir = Path(tmp)
             interrupted = True
             try:
@@ -231,7 +238,10 @@ class Case:
                     self.collect()
                 interrupted = False
             finally:
-                self.stop(interrupted)
+                with deferred_signals() as pending:
+                    self.stop(interrupted)
+                if pending and not interrupted:
+                    raise KeyboardInterrupt
         self.record["verdict"] = verdict.judge(self.record, verdict.SLO.from_config(self.cfg))
         self.record["machine_mem"] = self.guard.summary()
         self.record["duration_s"] = round(time.monotonic() - self.t0, 3)
@@ -242,7 +252,8 @@ class Case:
         rec = self.record
         self.meter = CpuMeter(self.t0, self.pins["sampler"] if self.cfg["pin"] else None)
         try:
-            self.server = Child(self.argv, self.workdir, "server", self._cpus("server"),
+            self.server = Child(with_parent_death(self.argv), self.workdir, "server",
+                                self._cpus("server"),
                                 cwd=None if self.key.strategy == matrix.EXTERNAL else ROOT)
         except OSError as e:
             rec["status"] = f"failed: server did not start ({e.strerror or e}: {self.argv[0]})"
@@ -265,7 +276,8 @@ class Case:
 
         json_out = self.workdir / "loadgen.json"
         lg_argv = loadgen_argv(self.cfg, self.key, listening["port"], json_out)
-        self.loadgen = Child(lg_argv, self.workdir, "loadgen", self._cpus("loadgen"), cwd=ROOT)
+        self.loadgen = Child(with_parent_death(lg_argv), self.workdir, "loadgen",
+                             self._cpus("loadgen"), cwd=ROOT)
         self._account("loadgen", self.loadgen.pid, None)
         self.sampler.loadgen_pid = self.loadgen.pid
         return True
@@ -493,6 +505,32 @@ class Case:
             out.append(f"measure window {w['end'] - w['start']:.2f} s for a "
                        f"{lg['measure_s']:g} s measure phase")
         return out
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[list[int]]:
+    """Hold off SIGINT, SIGTERM and SIGHUP while the body runs (cleanup that must finish);
+    the list yielded collects those that arrived. Main thread only."""
+    pending: list[int] = []
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in sigs}
+    try:
+        yield pending
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def sweep_workdirs() -> list[str]:
+    """Remove the case directories of runners no longer alive (a runner killed with
+    SIGKILL cannot remove its own)."""
+    removed = []
+    for d in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        tag = d.name[len(TMP_PREFIX):]
+        if d.is_dir() and not cgroup.owner_alive(tag):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(str(d))
+    return removed
 
 
 def run_case(cfg: dict, key: CaseKey, progress: Progress) -> dict:

@@ -82,14 +82,18 @@ def _v2_has_cpu(base: Path) -> bool:
         return False
 
 
-def _owner_tag() -> str:
+def owner_tag() -> str:
+    """``<pid>-<start tick>`` of this process: names what it leaves on the system, so a
+    later run can tell whether its owner is still alive (pids are reused; start times
+    with them are not)."""
     me = psutil.Process()
     return f"{me.pid}-{int(me.create_time() * 100)}"
 
 
-def _owner_alive(dirname: str) -> bool:
+def owner_alive(name: str) -> bool:
+    """Whether the process whose :func:`owner_tag` begins ``name`` is still running."""
     try:
-        pid, tick, _ = dirname.split("-", 2)
+        pid, tick = name.split("-", 2)[:2]
         return int(psutil.Process(int(pid)).create_time() * 100) == int(tick)
     except (ValueError, psutil.Error):
         return False
@@ -141,7 +145,7 @@ def sweep() -> list[str]:
         if not base.is_dir():
             continue
         for d in base.iterdir():
-            if d.is_dir() and not _owner_alive(d.name):
+            if d.is_dir() and not owner_alive(d.name):
                 left = _read_pids(d)
                 _kill_members(d)
                 if _rmdir(d):
@@ -157,7 +161,7 @@ class Group:
     """
 
     def __init__(self, name: str, cpu_quota: float | None = None):
-        tag = f"{_owner_tag()}-{name}"
+        tag = f"{owner_tag()}-{name}"
         v2 = _base(None)
         self.paths: list[Path] = []
         self.usage_file: Path | None = None

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import resource
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from bench import UsageError, cgroup, matrix
+from bench import UsageError, cgroup, matrix, writable_dir
 from bench.capacity import Search, searches
-from bench.case import ROOT, run_case, summary_line
+from bench.case import ROOT, run_case, summary_line, sweep_workdirs
 from bench.progress import Progress
+from common.limits import raise_fd_limit
 from results import store
 from results.cases import CaseKey
 from results.report import run_summary
@@ -48,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--mem-floor", type=float, help="abort a case below this much available memory (bytes)")
     a("--mem-budget", type=float, help="abort a case using more than this many bytes")
     a("--no-report", action="store_true", help="do not print the report at the end")
+    a("--ramp-rate", type=float, help="connections opened per second (default: the loadgen's)")
     a("--ramp-timeout", type=float, help="seconds to open every connection (default: 5 + N/400)")
     a("--rate-cap", type=float,
       help="highest auto rate, msg/s (default: 5000 per CPU the loadgen may use)")
@@ -74,14 +75,7 @@ def known_strategies() -> tuple[set[str], str]:
     return set(json.loads(out.stdout.strip().splitlines()[-1])), ""
 
 
-def _raise_fd_limit() -> None:
-    """10,000 connections need ~10,000 fds in the server and the loadgen: lift the soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _sigterm(signum, frame):
+def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
@@ -97,6 +91,7 @@ def _prepare(args) -> tuple[dict, Path | None]:
             raise UsageError(f"--resume: {e}") from None
         if run["kind"] != "bench":
             raise UsageError(f"--resume: {path} is a {run['kind']} run, not a bench run")
+        run["config"] = matrix.check_stored(run["config"], f"--resume {path}")
         return run, path.parent
     cfg = matrix.build_config(vars(args), args.config)
     if cfg["server_cpu_quota"] is not None:
@@ -104,8 +99,8 @@ def _prepare(args) -> tuple[dict, Path | None]:
         if why:
             raise UsageError(f"--server-cpu-quota: {why}")
     out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: not a directory")
+    if out is not None:
+        writable_dir(out, "--out")
     return store.new_run("bench", cfg), out
 
 
@@ -122,31 +117,41 @@ def run(args) -> int:
     strategies = [s for s in cfg["strategies"] if s not in skipped]
     if not strategies:
         raise UsageError("no strategy left to run (see the skipped lines above)")
-    for gone in cgroup.sweep():
-        print(f"removed a killed run's cgroup: {gone}", file=sys.stderr)
+    for gone in cgroup.sweep() + sweep_workdirs():
+        print(f"removed what a killed run left: {gone}", file=sys.stderr)
     capacity = "capacity" in cfg["mode"]
     todo = [] if capacity else _todo(run, cfg, strategies)
     run["summary"] = run_summary(run, skipped)
-    path = store.save_run(run, out)
+    try:
+        path = store.save_run(run, out, new=not args.resume)
+    except OSError as e:
+        raise UsageError(f"cannot write the run file in {out or store.RUNS_DIR} "
+                         f"({e.strerror or e})") from None
     what = "capacity searches" if capacity else f"{len(todo)} case(s) to run"
     print(f"run {run['id']}: {what} -> {path}", file=sys.stderr)
 
-    _raise_fd_limit()
-    old = signal.signal(signal.SIGTERM, _sigterm)
+    raise_fd_limit()  # the children inherit it
+    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         if capacity:
             _run_searches(run, cfg, strategies, skipped, out)
         else:
             _run_cases(run, cfg, todo, skipped, out)
+        run["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        store.save_run(run, out)
     except KeyboardInterrupt:
         print(f"interrupted: {len(run['cases'])} finished case(s) kept in {path}; "
               f"finish with: runner.py bench --resume {path if out else run['id']}",
               file=sys.stderr)
         raise
+    except OSError as e:
+        print(f"error: cannot write {path} ({e.strerror or e}): it holds the "
+              f"{_cases_in(path)} case(s) saved before; finish with: runner.py bench "
+              f"--resume {path}", file=sys.stderr)
+        return 1
     finally:
-        signal.signal(signal.SIGTERM, old)
-    run["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    store.save_run(run, out)
+        for s, handler in old.items():
+            signal.signal(s, handler)
     counts = run["summary"]["counts"]
     print(f"run {run['id']} complete: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n)
           + f" -> {path}", file=sys.stderr)
@@ -155,6 +160,13 @@ def run(args) -> int:
 
         render(run, path)
     return 1 if run["cases"] and counts["failed"] == len(run["cases"]) else 0
+
+
+def _cases_in(path: Path) -> int | str:
+    try:
+        return len(store.read_run_file(path)["cases"])
+    except store.RunFileError:
+        return "no"
 
 
 def _todo(run: dict, cfg: dict, strategies: list[str]) -> list[CaseKey]:

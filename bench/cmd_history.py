@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from bench import UsageError
+from bench import UsageError, writable_dir
 from results import history, store
 
 HELP = "show a metric across the stored runs, ordered by commit date (table and PNG)"
@@ -60,7 +60,11 @@ def run(args) -> int:
     out = args.out or store.RUNS_DIR / f"history-{kind}-{history.slug(metric)}.png"
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out {out}: the plot is a PNG, name it *.png")
+    writable_dir(out.parent, f"--out {out}:")
     label = f"{kind} runs" + (f", strategy {args.strategy}" if args.strategy else "")
-    path = history.plot(series, f"{title} — {label}", history.unit_of(kind, metric), out)
+    try:
+        path = history.plot(series, f"{title} — {label}", history.unit_of(kind, metric), out)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write the plot ({e.strerror or e})") from None
     print(f"plot: {path}")
     return 0

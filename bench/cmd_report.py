@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import UsageError
+from bench import UsageError, writable_dir
 from results import store
 from results.plots import write_plots
 from results.report import header, tables
@@ -47,7 +47,11 @@ def run(args) -> int:
         raise UsageError(f"{path} is a {run_doc['kind']} run; report shows bench runs "
                          "(use runner.py history/compare for micro runs)")
     out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: not a directory")
-    render(run_doc, path, out, plots=not args.no_plots)
+    if out is not None:
+        writable_dir(out, "--out")
+    try:
+        render(run_doc, path, out, plots=not args.no_plots)
+    except OSError as e:
+        raise UsageError(f"cannot write the plots or report.md ({e.strerror or e}: "
+                         f"{e.filename})") from None
     return 0

@@ -9,11 +9,15 @@ the run file, so ``--resume`` rebuilds exactly the same matrix from the file alo
 from __future__ import annotations
 
 import itertools
+import math
 import os
+import resource
+import shlex
 import tomllib
 from typing import Any
 
 from bench import UsageError
+from loadgen.config import MAX_SIZE, ephemeral_ports
 from results.cases import CaseKey
 
 STRATEGIES = ("iterative", "fork", "thread", "goroutine", "asyncio")
@@ -89,6 +93,10 @@ QUICK: dict[str, Any] = {
     "warmup": 1.0,
 }
 
+# Settings a version-1 run file's config does not hold: a resumed one takes the defaults.
+ADDED_SINCE_V1 = ("slo_held", "slo_p99_ms", "server_cpu_quota", "capacity_start",
+                  "capacity_factor", "capacity_tolerance", "capacity_steps")
+
 # A capacity search is many short cases: shorter phases and one repeat unless told.
 CAPACITY: dict[str, Any] = {
     "repeats": 1,
@@ -96,75 +104,125 @@ CAPACITY: dict[str, Any] = {
     "warmup": 1.0,
 }
 
-_LISTS = {"strategies", "connections", "size", "mode", "conn_mode", "closed_connections"}
+MAX_PROCS = 1024  # python -m servers goroutine --procs
+MAX_BACKLOG = 65535  # the kernel caps a listen backlog at somaxconn anyway
+FD_HEADROOM = 64  # fds a server or loadgen worker needs beside its connections
 _ENUMS = {"mode": ("open", "closed", "capacity"), "conn_mode": ("persistent", "per-message")}
 
 
-def _as_list(name: str, value: Any) -> list:
+def _bad(name: str, value: Any, why: str) -> UsageError:
+    return UsageError(f"--{name.replace('_', '-')}: {value!r} {why}")
+
+
+def _number(name: str, value: Any, *, lo: float = 0.0, lo_open: bool = True,
+            hi: float | None = None, integer: bool = False) -> Any:
+    """A finite number (an integer with ``integer``) in ``(lo, hi]`` (``[lo, hi]`` unless
+    ``lo_open``). Strings are parsed (they come from the command line); booleans and
+    floats for integers are refused, never coerced."""
+    v = value
     if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    elif not isinstance(value, list):
-        value = [value]
-    return value
-
-
-def _positive(name: str, value: Any, kind: type = float, allow_zero: bool = False) -> Any:
-    try:
-        v = kind(value)
-        if isinstance(value, bool) or (kind is int and float(value) != v):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise UsageError(f"--{name.replace('_', '-')}: {value!r} is not a number") from None
-    if v < 0 or (v == 0 and not allow_zero):
-        floor = ">= 0" if allow_zero else "> 0"
-        raise UsageError(f"--{name.replace('_', '-')}: {value!r} must be {floor}")
+        try:
+            v = int(value) if integer else float(value)
+        except ValueError:
+            raise _bad(name, value, "is not " + ("an integer" if integer else "a number")) \
+                from None
+    if isinstance(v, bool) or not isinstance(v, int | float) or (integer and
+                                                                  not isinstance(v, int)):
+        raise _bad(name, value, "is not " + ("an integer" if integer else "a number"))
+    if not math.isfinite(v):
+        raise _bad(name, value, "is not a finite number")
+    if v < lo or (lo_open and v == lo):
+        raise _bad(name, value, f"must be {'>' if lo_open else '>='} {_plain(lo)}")
+    if hi is not None and v > hi:
+        raise _bad(name, value, f"must be <= {_plain(hi)}")
     return v
 
 
+def _plain(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _list(name: str, value: Any) -> list:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [value]
+    raise _bad(name, value, "is not a list")
+
+
+def _words(name: str, value: Any, allowed: tuple[str, ...] | None = None) -> list[str]:
+    out = _list(name, value)
+    for v in out:
+        if not isinstance(v, str):
+            raise _bad(name, v, "is not a name")
+        if allowed is not None and v not in allowed:
+            raise _bad(name, v, f"is not one of {allowed}")
+    return out
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(name, value, "is not true or false")
+    return value
+
+
+def _optional(cfg: dict, name: str, **limits: Any) -> None:
+    if cfg[name] is not None:
+        cfg[name] = _number(name, cfg[name], **limits)
+
+
 def _check(cfg: dict) -> dict:
-    """Normalise types and reject bad values with a one-line :class:`UsageError`."""
-    for name in _LISTS:
+    """Check every setting's type, finiteness and range, and the limits between settings
+    and this machine; normalise lists. Raises a one-line :class:`UsageError`."""
+    for name in ("pin", "quick"):
+        cfg[name] = _bool(name, cfg[name])
+    fd_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    max_conns = min(fd_hard - FD_HEADROOM, ephemeral_ports())
+    for name in ("connections", "closed_connections"):
         if cfg[name] is not None:
-            cfg[name] = _as_list(name, cfg[name])
-    for name in ("connections", "size", "closed_connections"):
-        if cfg[name] is not None:
-            cfg[name] = [_positive(name, v, int) for v in cfg[name]]
+            cfg[name] = [_number(name, v, lo=1, lo_open=False, hi=max_conns, integer=True)
+                         for v in _list(name, cfg[name])]
     if not cfg["connections"]:
         raise UsageError("--connections: give at least one connection count, e.g. 100,1000")
+    cfg["size"] = [_number("size", v, lo=1, lo_open=False, hi=MAX_SIZE, integer=True)
+                   for v in _list("size", cfg["size"])]
     for name, allowed in _ENUMS.items():
-        for v in cfg[name]:
-            if v not in allowed:
-                raise UsageError(f"--{name.replace('_', '-')}: {v!r} is not one of {allowed}")
+        cfg[name] = _words(name, cfg[name], allowed)
     if "capacity" in cfg["mode"] and len(cfg["mode"]) > 1:
         raise UsageError("--mode: capacity is a search of its own; give it alone")
     if cfg["rate"] != "auto":
-        cfg["rate"] = [_positive("rate", v) for v in _as_list("rate", cfg["rate"])]
+        cfg["rate"] = [_number("rate", v) for v in _list("rate", cfg["rate"])]
     if cfg["rate_cap"] == "auto":
         cfg["rate_cap"] = RATE_PER_LOADGEN_CPU * len(cpu_plan(cfg["pin"])["loadgen"])
     for name in ("duration", "rate_per_conn", "rate_cap", "timeout", "slo_p99_ms",
-                 "capacity_factor", "capacity_tolerance"):
-        cfg[name] = _positive(name, cfg[name])
-    cfg["slo_held"] = _positive("slo_held", cfg["slo_held"])
-    if cfg["slo_held"] > 1:
-        raise UsageError(f"--slo-held: {cfg['slo_held']!r} must be a fraction of the target, <= 1")
-    if cfg["capacity_factor"] <= 1:
-        raise UsageError(f"--capacity-factor: {cfg['capacity_factor']!r} must be > 1")
-    cfg["capacity_steps"] = _positive("capacity_steps", cfg["capacity_steps"], int)
-    for name in ("capacity_start", "server_cpu_quota"):
-        if cfg[name] is not None:
-            cfg[name] = _positive(name, cfg[name])
-    cfg["warmup"] = _positive("warmup", cfg["warmup"], allow_zero=True)
-    cfg["repeats"] = _positive("repeats", cfg["repeats"], int)
-    for name in ("workers", "procs", "backlog"):
-        if cfg[name] is not None:
-            cfg[name] = _positive(name, cfg[name], int)
-    for name in ("ramp_rate", "ramp_timeout", "case_time_limit", "mem_budget", "mem_floor"):
-        if cfg[name] is not None:
-            cfg[name] = _positive(name, cfg[name], allow_zero=name == "mem_floor")
-    cfg["seed"] = int(cfg["seed"])
-    cfg["pin"] = bool(cfg["pin"])
-    if cfg["server_cmd"] is not None and not str(cfg["server_cmd"]).strip():
-        raise UsageError("--server-cmd: empty command")
+                 "capacity_tolerance"):
+        cfg[name] = _number(name, cfg[name])
+    cfg["slo_held"] = _number("slo_held", cfg["slo_held"], hi=1.0)
+    cfg["capacity_factor"] = _number("capacity_factor", cfg["capacity_factor"], lo=1.0)
+    cfg["warmup"] = _number("warmup", cfg["warmup"], lo_open=False)
+    cfg["mem_floor"] = _number("mem_floor", cfg["mem_floor"], lo_open=False)
+    for name in ("repeats", "capacity_steps"):
+        cfg[name] = _number(name, cfg[name], lo=1, lo_open=False, integer=True)
+    cfg["seed"] = _number("seed", cfg["seed"], lo=-(2**63), lo_open=False, integer=True)
+    _optional(cfg, "workers", lo=1, lo_open=False, hi=max(cfg["connections"]), integer=True)
+    _optional(cfg, "procs", lo=1, lo_open=False, hi=MAX_PROCS, integer=True)
+    _optional(cfg, "backlog", lo=1, lo_open=False, hi=MAX_BACKLOG, integer=True)
+    # A ramp slower than 1 connection per second would outlast any case.
+    _optional(cfg, "ramp_rate", lo=1.0, lo_open=False)
+    for name in ("ramp_timeout", "case_time_limit", "mem_budget", "capacity_start"):
+        _optional(cfg, name)
+    server_cpus = len(cpu_plan(cfg["pin"])["server"])
+    _optional(cfg, "server_cpu_quota", hi=float(server_cpus))
+    if cfg["server_cmd"] is not None:
+        if not isinstance(cfg["server_cmd"], str) or not cfg["server_cmd"].strip():
+            raise _bad("server_cmd", cfg["server_cmd"], "is not a command line")
+        try:
+            shlex.split(cfg["server_cmd"])
+        except ValueError as e:
+            raise _bad("server_cmd", cfg["server_cmd"], f"cannot be split ({e})") from None
+    cfg["strategies"] = _words("strategies", cfg["strategies"])
     unknown = [s for s in cfg["strategies"] if s not in STRATEGIES and s != EXTERNAL]
     if unknown:
         raise UsageError(
@@ -177,6 +235,25 @@ def _check(cfg: dict) -> dict:
     return cfg
 
 
+def check_stored(cfg: Any, where: str) -> dict:
+    """A configuration read back from a run file (``--resume``), checked as a new one is.
+
+    Settings added since the file was written take their defaults; a file missing any
+    other setting, or holding a bad value, is refused in one line naming ``where``.
+    """
+    if not isinstance(cfg, dict):
+        raise UsageError(f"{where}: its config is not a table of settings")
+    missing = [k for k in DEFAULTS if k not in cfg and k not in ADDED_SINCE_V1]
+    if missing:
+        raise UsageError(f"{where}: its config lacks {missing[0]!r}: not a bench run this "
+                         "runner can resume")
+    merged = {**{k: DEFAULTS[k] for k in ADDED_SINCE_V1}, **cfg}
+    try:
+        return _check(merged)
+    except UsageError as e:
+        raise UsageError(f"{where}: stored config: {e}") from None
+
+
 def read_toml(path: str) -> dict:
     """The settings in a TOML file: top-level keys named like the options (``conn_mode``)."""
     try:
@@ -186,6 +263,8 @@ def read_toml(path: str) -> dict:
         raise UsageError(f"--config {path}: cannot read ({e.strerror or e})") from None
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"--config {path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--config {path}: not valid TOML (not UTF-8 text)") from None
     data = {k.replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(set(data) - set(DEFAULTS))
     if unknown:
@@ -203,14 +282,15 @@ def build_config(cli: dict[str, Any], toml_path: str | None = None) -> dict:
     cfg = dict(DEFAULTS)
     if given.get("quick") or from_file.get("quick"):
         cfg.update(QUICK)
-    if "capacity" in _as_list("mode", given.get("mode") or from_file.get("mode") or ""):
+    mode = given.get("mode") or from_file.get("mode") or ""
+    if "capacity" in (mode.split(",") if isinstance(mode, str) else mode):
         cfg.update(CAPACITY)
     cfg.update(from_file)
     cfg.update(given)
     if cfg["server_cmd"] and "strategies" not in given and "strategies" not in from_file:
         cfg["strategies"] = [EXTERNAL]
-    elif cfg["server_cmd"] and EXTERNAL not in _as_list("strategies", cfg["strategies"]):
-        cfg["strategies"] = [*_as_list("strategies", cfg["strategies"]), EXTERNAL]
+    elif cfg["server_cmd"] and EXTERNAL not in _words("strategies", cfg["strategies"]):
+        cfg["strategies"] = [*_words("strategies", cfg["strategies"]), EXTERNAL]
     if cfg["closed_connections"] is None:
         custom = any(k in given or k in from_file for k in ("connections", "mode"))
         cfg["closed_connections"] = [] if custom else [100]

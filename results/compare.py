@@ -8,7 +8,7 @@ Samples, per kind:
   both halves see the same machine load, so the ratio stays put on a noisy machine while
   the absolute times drift.
 * bench: cases are grouped over ``repeat`` (the key without it is the case label). Only
-  cases with status ``ok`` contribute. For ``rate`` (achieved msgs/s), ``p50`` and ``p99``
+  cases that did not fail contribute. For ``rate`` (achieved msgs/s), ``p50`` and ``p99``
   (corrected latency, µs) the samples are the repeats when both sides have at least
   :data:`MIN_REPEATS` of them: repeats are independent server starts, the honest unit of
   replication. With fewer repeats the samples are the loadgen's ≤1 s ``intervals``
@@ -147,7 +147,7 @@ def group_bench(run: dict) -> tuple[dict[str, list[dict]], set[str]]:
     for case in run["cases"]:
         label = bench_label(case["key"])
         seen.add(label)
-        if case.get("status") == "ok" and case.get("loadgen"):
+        if case.get("verdict", {}).get("kind") != "failed" and case.get("loadgen"):
             ok.setdefault(label, []).append(case)
     return ok, seen - set(ok)
 

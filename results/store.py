@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -70,24 +71,39 @@ def validate(run: dict, where: str = "run") -> None:
         raise RunFileError(f"{where}: not a valid run file ({e})") from None
 
 
-def save_run(run: dict, out_dir: Path | None = None) -> Path:
+def save_run(run: dict, out_dir: Path | None = None, new: bool = False) -> Path:
     """Validate ``run`` and atomically write it to ``<out_dir or RUNS_DIR>/<id>.json``.
 
-    Raises :class:`RunFileError` (and writes nothing) when the run does not validate.
+    With ``new``, the file must not exist yet: if another run took the id (two runs
+    started in the same second), ``-2``, ``-3``… is appended to ``run["id"]`` until the
+    file is created, atomically, in the directory actually written. Raises
+    :class:`RunFileError` (and writes nothing) when the run does not validate; ``OSError``
+    when the directory cannot be written.
     """
     validate(run, f"run {run.get('id', '?')}")
     directory = Path(out_dir) if out_dir is not None else RUNS_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{run['id']}.json"
-    atomic_write(json.dumps(run, indent=1, allow_nan=False).encode(), target)
-    return target
+    if not new:
+        target = directory / f"{run['id']}.json"
+        atomic_write(json.dumps(run, indent=1, allow_nan=False).encode(), target)
+        return target
+    base, n = run["id"], 1
+    while True:
+        target = directory / f"{run['id']}.json"
+        if atomic_write(json.dumps(run, indent=1, allow_nan=False).encode(), target,
+                        exclusive=True):
+            return target
+        n += 1
+        run["id"] = f"{base}-{n}"
 
 
-def atomic_write(data: bytes, target: Path) -> None:
+def atomic_write(data: bytes, target: Path, exclusive: bool = False) -> bool:
     """Write ``data`` to ``target`` so a reader sees the old file or the whole new one.
 
     Temp file in the same directory, fsync, rename, fsync of the directory: a crash or
     Ctrl-C at any point leaves no half-written file (at worst a ``.tmp`` is removed).
+    With ``exclusive`` the temp file is hard-linked to ``target`` instead of renamed, which
+    fails if ``target`` exists: then nothing is written and ``False`` is returned.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
@@ -96,7 +112,15 @@ def atomic_write(data: bytes, target: Path) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        if exclusive:
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                return False
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -105,6 +129,7 @@ def atomic_write(data: bytes, target: Path) -> None:
         os.fsync(dirfd)
     finally:
         os.close(dirfd)
+    return True
 
 
 def read_run_file(path: Path) -> dict:
@@ -113,6 +138,8 @@ def read_run_file(path: Path) -> dict:
         text = Path(path).read_text()
     except OSError as e:
         raise RunFileError(f"{path}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise RunFileError(f"{path}: not a run file (not UTF-8 text)") from None
     try:
         run = json.loads(text)
     except json.JSONDecodeError as e:
@@ -122,16 +149,23 @@ def read_run_file(path: Path) -> dict:
     return run
 
 
+_warned: set[Path] = set()
+
+
 def list_runs(kind: str | None = None) -> list[tuple[dict, Path]]:
     """Every valid run in :data:`RUNS_DIR` (of ``kind`` if given), oldest first.
 
-    Files that do not load or validate are skipped; ``load_run(path)`` says what is wrong.
+    A file that does not load or validate is skipped with a one-line warning on stderr
+    (once per file and process) saying what is wrong with it.
     """
     runs = []
     for path in sorted(RUNS_DIR.glob("*.json")):
         try:
             run = read_run_file(path)
-        except RunFileError:
+        except RunFileError as e:
+            if path not in _warned:
+                _warned.add(path)
+                print(f"warning: skipping {e}", file=sys.stderr)
             continue
         if kind is None or run["kind"] == kind:
             runs.append((run, path))

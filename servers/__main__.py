@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import sys
 
+from common.limits import raise_fd_limit
 from servers import STRATEGIES
-from servers.base import UsageError, listen, parse_args, raise_fd_limit, run
+from servers.base import UsageError, listen, parse_args, run
 
 
 def main(argv: list[str] | None = None) -> int:

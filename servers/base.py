@@ -24,7 +24,6 @@ import argparse
 import errno
 import json
 import os
-import resource
 import select
 import signal
 import socket
@@ -240,7 +239,7 @@ def parse_args(argv: list[str], strategies: Iterable[str]) -> tuple[str, Config]
     parser.add_argument("strategy", metavar="STRATEGY")
     parser.add_argument("--host", default=Config.host)
     parser.add_argument("--port", type=_int_in(0, 65535), default=Config.port)
-    parser.add_argument("--backlog", type=_int_in(1, None), default=Config.backlog)
+    parser.add_argument("--backlog", type=_int_in(1, 65535), default=Config.backlog)
     parser.add_argument("--procs", type=_int_in(1, 1024), default=None)
     parser.add_argument(
         "--thread-stack",
@@ -286,19 +285,6 @@ def listening_line(strategy: str, sock: socket.socket) -> str:
         {"event": "listening", "strategy": strategy, "host": host, "port": port,
          "pid": os.getpid()}
     )
-
-
-def raise_fd_limit() -> None:
-    """Raise the soft RLIMIT_NOFILE to the hard limit, as Go's runtime does at start-up.
-
-    10,000 connections need 10,000 descriptors; the soft limit is often 1024.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
 
 
 def run(server: Server, sock: socket.socket) -> None:

@@ -12,6 +12,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import uuid
@@ -213,33 +214,71 @@ def test_a_server_crashing_mid_case_is_failed_and_the_run_goes_on(tmp_path):
     assert after["verdict"]["kind"] != "failed"
 
 
+TOMLS = {
+    "BADTOML": b"connections = [100,\n",
+    "UNKNOWNKEY": b'colour = "red"\n',
+    "NANTIMEOUT": b"timeout = nan\n",
+    "SEEDTEXT": b'seed = "abc"\n',
+    "SEEDFLOAT": b"seed = 1.9\n",
+    "CMDNUMBER": b"server_cmd = 5\n",
+    "CMDLIST": b'server_cmd = ["a", "b"]\n',
+    "PINTEXT": b'pin = "false"\n',
+    "QUICKTEXT": b'quick = "no"\n',
+    "LATIN1": "# caf\xe9\nrepeats = 1\n".encode("latin-1"),
+}
+
+
 @pytest.mark.parametrize("args,msg", [
     (["bench", "--strategies", "nosuch"], "unknown strategy 'nosuch'"),
-    (["bench", "--connections", "-5"], "--connections: '-5' must be > 0"),
-    (["bench", "--connections", "ten"], "--connections: 'ten' is not a number"),
+    (["bench", "--connections", "-5"], "--connections: '-5' must be >= 1"),
+    (["bench", "--connections", "ten"], "--connections: 'ten' is not an integer"),
+    (["bench", "--connections", "50000"], "--connections: '50000' must be <= "),
     (["bench", "--config", "/nonexistent/c10k.toml"], "cannot read"),
     (["bench", "--config", "BADTOML"], "not valid TOML"),
     (["bench", "--config", "UNKNOWNKEY"], "unknown setting 'colour'"),
+    (["bench", "--config", "LATIN1"], "not valid TOML (not UTF-8 text)"),
+    (["bench", "--config", "NANTIMEOUT"], "--timeout: nan is not a finite number"),
+    (["bench", "--config", "SEEDTEXT"], "--seed: 'abc' is not an integer"),
+    (["bench", "--config", "SEEDFLOAT"], "--seed: 1.9 is not an integer"),
+    (["bench", "--config", "CMDNUMBER"], "--server-cmd: 5 is not a command line"),
+    (["bench", "--config", "CMDLIST"], "--server-cmd: ['a', 'b'] is not a command line"),
+    (["bench", "--config", "PINTEXT"], "--pin: 'false' is not true or false"),
+    (["bench", "--config", "QUICKTEXT"], "--quick: 'no' is not true or false"),
+    (["bench", "--rate", "nan"], "--rate: 'nan' is not a finite number"),
+    (["bench", "--duration", "inf"], "--duration: inf is not a finite number"),
+    (["bench", "--mem-floor", "nan"], "--mem-floor: nan is not a finite number"),
+    (["bench", "--ramp-rate", "1e-300"], "--ramp-rate: 1e-300 must be >= 1"),
+    (["bench", "--size", "2000000"], "--size: '2000000' must be <= 1048576"),
+    (["bench", "--procs", "5000"], "--procs: 5000 must be <= 1024"),
+    (["bench", "--backlog", "99999999999"], "--backlog: 99999999999 must be <= 65535"),
+    (["bench", "--server-cmd", 'foo "bar'], "cannot be split (No closing quotation)"),
+    (["bench", "--out", "/proc/x"], "--out /proc/x: cannot make the directory"),
     (["bench", "--strategies", "external"], "'external' needs --server-cmd"),
     (["bench", "--resume", "nosuchrun"], "no run 'nosuchrun'"),
+    (["bench", "--resume", "NOKEYS"], "its config lacks 'strategies'"),
     (["report", "CORRUPT"], "not a run file (bad JSON"),
     (["report", "nosuchrun"], "no run 'nosuchrun'"),
+    (["report", "NOKEYS", "--out", "/proc/x"], "--out /proc/x: cannot make the directory"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, msg):
     env, _ = env_for(tmp_path)
-    (tmp_path / "bad.toml").write_text("connections = [100,\n")
-    (tmp_path / "unknown.toml").write_text('colour = "red"\n')
-    corrupt = tmp_path / "runs" / "20260101-000000-abcdef0.json"
-    corrupt.parent.mkdir()
-    corrupt.write_text('{"schema": 1, "kind": "bench", "cases": [')
-    subst = {"BADTOML": str(tmp_path / "bad.toml"), "UNKNOWNKEY": str(tmp_path / "unknown.toml"),
-             "CORRUPT": str(corrupt)}
+    subst = {}
+    for name, text in TOMLS.items():
+        (tmp_path / f"{name}.toml").write_bytes(text)
+        subst[name] = str(tmp_path / f"{name}.toml")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    subst["CORRUPT"] = str(runs / "20260101-000000-abcdef0.json")
+    Path(subst["CORRUPT"]).write_text('{"schema": 1, "kind": "bench", "cases": [')
+    nokeys = store.new_run("bench", {"duration": 1.0})
+    subst["NOKEYS"] = str(store.save_run(nokeys, runs))
+    before = sorted(runs.iterdir())
     out = runner([subst.get(a, a) for a in args], env, timeout=60)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and msg in lines[0], out.stderr
     assert "Traceback" not in out.stderr
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [corrupt.name]
+    assert sorted(runs.iterdir()) == before  # no run file was started
 
 
 def test_default_matrix_is_every_strategy_at_three_counts_plus_closed_loop():
@@ -451,3 +490,79 @@ def test_capacity_search_finds_the_knee_of_a_server_of_known_cost(tmp_path):
     above = [s for s in k["steps"] if s["rate"] > k["knee"]]
     assert above and all(s["verdict"] == "server-bound" for s in above)
     assert min(s["rate"] for s in above) / k["knee"] <= 1 + run["config"]["capacity_tolerance"]
+
+
+def _wait(cond, timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def _loadgen_running(mark: str) -> bool:
+    return any("loadgen" in " ".join(p.cmdline()) for p in marked(mark))
+
+
+@pytest.mark.parametrize("signals", [
+    [signal.SIGINT, signal.SIGINT],  # the second lands in the first one's cleanup
+    [signal.SIGHUP],
+    [signal.SIGKILL],
+])
+def test_the_runner_however_stopped_leaves_no_process_behind(tmp_path, signals):
+    from bench import cgroup
+    from bench.case import TMP_PREFIX, sweep_workdirs
+
+    env, mark = env_for(tmp_path)
+    proc = subprocess.Popen([sys.executable, "runner.py", "bench", "--strategies",
+                             "goroutine,thread", "--connections", "200", "--duration", "4",
+                             "--repeats", "2", "--no-report"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: _loadgen_running(mark), 60), proc.stderr.read()
+        time.sleep(0.5)
+        for sig in signals:
+            proc.send_signal(sig)
+            time.sleep(0.3)
+        proc.wait(30)
+        assert proc.returncode == (-9 if signals == [signal.SIGKILL] else 130)
+        assert _wait(lambda: marked(mark) == [], 5.0), [p.cmdline() for p in marked(mark)]
+        left = list(Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}{proc.pid}-*"))
+        if signals == [signal.SIGKILL]:  # what it could not remove, the next run does
+            assert len(left) == 1
+            assert str(left[0]) in sweep_workdirs()
+            cgroup.sweep()
+        assert not left[0].exists() if left else True
+        [path] = run_files(tmp_path)
+        store.load_run(str(path))  # still a valid run file
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        kill_marked(mark)
+
+
+def test_a_full_disk_mid_run_is_one_line_exit_1_and_the_file_stays_valid(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(disk)], check=True)
+    try:
+        env, mark = env_for(tmp_path)
+        try:
+            out = runner(["bench", "--strategies", "asyncio", *SHORT, "--no-report",
+                          "--out", str(disk)], env)
+            assert marked(mark) == []
+        finally:
+            kill_marked(mark)
+        assert out.returncode == 1, out.stderr
+        [line] = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+        [path] = disk.glob("*.json")
+        assert line.startswith(f"error: cannot write {path} (No space left on device): it "
+                               "holds the 0 case(s) saved before")
+        assert "Traceback" not in out.stderr
+        run, _ = store.load_run(str(path))
+        assert run["cases"] == [] and run["finished"] is None
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

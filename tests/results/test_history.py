@@ -150,3 +150,24 @@ def test_baseline_show_describes_it_or_says_how_to_save_one(capsys):
     cli(capsys, "baseline", "save", "micro")
     code, out, _ = cli(capsys, "baseline", "show", "micro")
     assert code == 0 and out.startswith("baseline 'micro': micro run 20260101-000000-aaaaaaa")
+
+
+def test_history_out_under_a_file_is_one_line_exit_2(capsys, tmp_path):
+    _save_three()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, out, err = cli(capsys, "history", "--metric", "time/op", "--out",
+                         str(blocker / "y.png"))
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"error: --out {blocker}/y.png: {blocker}: cannot make the directory")
+
+
+def test_a_run_file_that_is_not_utf8_is_skipped_with_a_warning(capsys, store_dirs):
+    _save_three()
+    bad = store_dirs[0] / "20260105-000000-eeeeeee.json"
+    bad.write_bytes(b'{"caf\xe9": 1}')
+    code, out, err = cli(capsys, "history", "--metric", "time/op")
+    assert code == 0
+    assert err.strip().splitlines() == [f"warning: skipping {bad}: not a run file (not UTF-8 "
+                                        "text)"]

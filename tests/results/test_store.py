@@ -183,3 +183,14 @@ def test_version_1_files_load_with_verdicts_and_their_impossible_cpu_flagged(run
     assert c["measurement_defects"] == [
         "server CPU 162% > 100% it may use (version-1 sampling)"]
     assert "saturated" not in c["loadgen"] and "cpu_percent" not in c["server"]
+
+
+def test_runs_started_in_the_same_second_get_their_own_files(runs_dir, monkeypatch, tmp_path):
+    frozen = store._now()
+    monkeypatch.setattr(store, "_now", lambda: frozen)
+    out = tmp_path / "out"  # the directory written, not RUNS_DIR, is where the id is taken
+    a, b = store.new_run("bench", {}), store.new_run("bench", {})
+    assert a["id"] == b["id"]
+    pa, pb = store.save_run(a, out, new=True), store.save_run(b, out, new=True)
+    assert pa != pb and b["id"] == f"{a['id']}-2"
+    assert {json.loads(p.read_text())["id"] for p in (pa, pb)} == {a["id"], b["id"]}
