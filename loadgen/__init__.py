@@ -1,7 +1,8 @@
 """Locust TCP echo load generator (master/worker), HDR latency, byte-exact checks.
 
 `python -m loadgen --port P --connections N ...` runs a master and its local workers
-(`python -m loadgen --help`); the result dict is specified in HARNESS_INTERFACES.md.
+(`python -m loadgen --help`); the result dict's fields are listed in results/SCHEMA.md
+("loadgen").
 
   config     command line, resolved settings, the fd/port capacity check (pure)
   message    the bytes of message n, checked byte for byte (pure)

@@ -2,17 +2,12 @@
 
 Why one user per connection (and not a user driving a group of connections): it keeps
 Locust's model intact (spawn rate = connect rate, one greenlet per connection, users
-stopped by the runner), and measured, it meets the latency target, so grouping (which
-would trade Locust's per-user model for a hand-made scheduler inside a user) buys
-nothing.  On this 2-core machine (shared with other jobs; figures from runs when it was
-not oversubscribed), 2 workers × 5,000 users against the asyncio server: at 5,000 msg/s
-open loop an uncorrected p50 of 0.2-0.7 ms (target ≤ 2 ms) at 17-25 % CPU per worker;
-at 10,000 msg/s, i.e. 1 msg/s per connection, where a bare Locust user measured a p50 of
-~210 ms, 0.5-1.1 ms at 30-49 % CPU per worker when nothing else ran (with other jobs on
-the 2 cores the workers fall behind their schedule and the run is marked loadgen-bound).
-An open-loop message costs a worker ~3x the CPU of a closed-loop one (~30 µs): its
-send and its reply each wake the worker on their own, where closed loop batches them.
-The bare user's 210 ms came from Locust's per-request machinery (a wait_time and a task
+stopped by the runner); a grouped user would trade Locust's per-user model for a
+hand-made scheduler inside a user. What makes one user per connection cheap enough is
+how the user runs: an open-loop message costs a worker about 3x the CPU of a closed-loop
+one, as its send and its reply each wake the worker on their own where closed loop
+batches them; a worker that cannot keep its schedule says so (``limit`` in the result).
+A bare Locust user is slow through Locust's per-request machinery (a wait_time and a task
 pick per request, `events.request` feeding its statistics) in one process; this user runs
 one task that never returns and paces itself with one gevent timer per message.  It
 fires no `events.request`: measured, that costs ~10 % of a worker's CPU per message and

@@ -78,7 +78,7 @@ KEY = _obj(
     extra=False,
 )
 
-# The loadgen's result dict, as HARNESS_INTERFACES.md fixes it.
+# The loadgen's result dict (python -m loadgen --json-out), as results/SCHEMA.md lists it.
 LOADGEN = _obj(
     {
         "config": {"type": "object"},
