@@ -25,12 +25,10 @@ micro: $(STAMP)
 units: $(STAMP)
 	$(PY) runner.py units
 
-# Gate on the goruntime/asyncio ratio: measured in the same process, it survives a noisy
-# machine where absolute time/op does not (see results/compare.py).
+# The work tree against BASE (default HEAD~1, or HEAD when the tree has changes), both in
+# one sitting: instruction counts under valgrind gate, time is secondary (bench/cmd_regress.py).
 regress: $(STAMP)
-	$(PY) runner.py baseline show micro
-	$(PY) runner.py micro
-	$(PY) runner.py compare baseline:micro latest --metric ratio
+	$(PY) runner.py regress $(if $(BASE),--base $(BASE))
 
 test: $(STAMP)
 	$(PY) -m pytest -q

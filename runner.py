@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""c10k-bench command line: bench, report, compare, history, micro, baseline, units.
+"""c10k-bench command line: bench, report, compare, history, micro, regress, baseline, units.
 
 Each subcommand lives in its own module under ``bench/`` (``bench/cmd_<name>.py``)
 exposing ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. This file
@@ -15,7 +15,7 @@ import sys
 
 from bench import UsageError
 
-COMMANDS = ("bench", "report", "compare", "history", "micro", "baseline", "units")
+COMMANDS = ("bench", "report", "compare", "history", "micro", "regress", "baseline", "units")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,4 +1,9 @@
-"""``runner.py history``: one metric across all stored runs, by commit date: table + PNG."""
+"""``runner.py history``: one metric across all stored runs, by commit date: table + PNG.
+
+``--kind regress`` reads the regress results: each gives its base and its head, each at
+its own commit, so a series of ``make regress`` runs draws instructions per op commit by
+commit.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,19 @@ import re
 from pathlib import Path
 
 from bench import UsageError, writable_dir
-from results import history, store
+from results import history, regress, store
 
 HELP = "show a metric across the stored runs, ordered by commit date (table and PNG)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kind", choices=("micro", "bench"),
+    p.add_argument("--kind", choices=("micro", "bench", regress.KIND),
                    help="which runs (default: micro, or bench when --strategy or a bench "
-                        "metric is given)")
+                        "metric is given, regress for instructions or cpu/msg)")
     p.add_argument("--metric", metavar="M",
                    help="micro: time/op (default), vs asyncio; "
-                        "bench: rate (default), p50, p99, cpu/1k msgs, mem/conn")
+                        "bench: rate (default), p50, p99, cpu/1k msgs, mem/conn; "
+                        "regress: instructions (default), time/op, vs asyncio, cpu/msg")
     p.add_argument("--strategy", metavar="S", help="bench: only this server strategy")
     p.add_argument("--case", metavar="RE", help="only series whose case label matches RE")
     p.add_argument("--out", type=Path, metavar="PNG",
@@ -28,15 +34,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _kind(args) -> str:
     if args.kind:
         return args.kind
-    bench_metric = args.metric and history.ALIASES.get(args.metric, args.metric) in \
-        history.METRICS["bench"]
-    return "bench" if args.strategy or bench_metric else "micro"
+    if args.strategy:
+        return "bench"
+    for kind in ("micro", "bench", regress.KIND):
+        if args.metric and history.ALIASES[kind].get(args.metric, args.metric) in \
+                history.METRICS[kind]:
+            return kind
+    return "micro"
+
+
+def _runs(kind: str) -> list[dict]:
+    if kind == regress.KIND:
+        return [side for doc in regress.load_all() for side in regress.side_runs(doc)]
+    return [r for r, _ in store.list_runs(kind)]
 
 
 def run(args) -> int:
     kind = _kind(args)
-    if args.strategy and kind == "micro":
-        raise UsageError("--strategy applies to bench runs only (use --case RE for micro)")
+    if args.strategy and kind != "bench":
+        raise UsageError(f"--strategy applies to bench runs only (use --case RE for {kind})")
     try:
         metric = history.resolve_metric(kind, args.metric)
     except ValueError as e:
@@ -47,7 +63,7 @@ def run(args) -> int:
         except re.error as e:
             raise UsageError(f"--case {args.case!r} is not a valid regular expression ({e})") \
                 from None
-    runs = [r for r, _ in store.list_runs(kind)]
+    runs = _runs(kind)
     if not runs:
         raise UsageError(f"no {kind} run in {store.RUNS_DIR} yet (run `runner.py {kind}`)")
     ordered, series = history.collect(runs, kind, metric, args.strategy, args.case)

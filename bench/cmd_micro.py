@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench import UsageError
+from bench import UsageError, side
 from results import stats, store
 from results.compare import fmt_value
 
@@ -94,7 +94,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"directory for the run file (default {store.RUNS_DIR})")
 
 
-def _select(pattern: str | None) -> list[str]:
+def select_benchmarks(pattern: str | None) -> list[str]:
+    """The names of the benchmarks ``pattern`` matches (all for None); UsageError if none."""
     try:
         from goruntime.micro import BENCHMARKS
     except ImportError as e:
@@ -113,12 +114,19 @@ def _select(pattern: str | None) -> list[str]:
     return chosen
 
 
-def _run_worker(name: str, procs: int, args, loops: int | None,
-                aloops: int | None) -> dict:
-    """Run one worker process; its result dict, or RuntimeError with a one-line reason."""
-    cmd = [sys.executable, "-m", "bench.micro_worker", name, "--procs", str(procs),
-           "--values", str(args.values), "--warmups", str(args.warmups),
-           "--min-time", str(args.min_time)]
+def run_worker(name: str, procs: int, args, loops: int | None,
+               aloops: int | None, root: Path | None = None) -> dict:
+    """Run one worker process; its result dict, or RuntimeError with a one-line reason.
+
+    ``args`` carries ``values``, ``warmups`` and ``min_time``. With ``root``, the worker
+    measures the runtime of the tree at ``root`` (:mod:`bench.side`), else this tree's.
+    """
+    wargs = [name, "--procs", str(procs), "--values", str(args.values), "--warmups",
+             str(args.warmups), "--min-time", str(args.min_time)]
+    if root is None:
+        cmd = [sys.executable, "-m", "bench.micro_worker", *wargs]
+    else:
+        cmd = side.argv_for(root, "bench.micro_worker", *wargs)
     if loops:
         cmd += ["--loops", str(loops)]
     if aloops:
@@ -172,7 +180,7 @@ def _table(run: dict) -> str:
 
 
 def run(args) -> int:
-    names = _select(args.filter)
+    names = select_benchmarks(args.filter)
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is not a directory")
     config = {
@@ -202,8 +210,8 @@ def run(args) -> int:
             prefix = f"[{done}/{total}] {name} procs={p} process {rnd + 1}/{args.processes}"
             print(f"{prefix} ...", end="", file=sys.stderr, flush=True)
             try:
-                res = _run_worker(name, p, args, case["loops"] or args.loops,
-                                  case["asyncio_loops"] or args.loops)
+                res = run_worker(name, p, args, case["loops"] or args.loops,
+                                 case["asyncio_loops"] or args.loops)
             except RuntimeError as e:
                 case["errors"].append(str(e))
                 print(f" FAILED: {e}", file=sys.stderr)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import psutil
 
+from bench import side
+
 ROOT = Path(__file__).resolve().parents[1]
 TENK = ROOT / "tests" / "servers" / "tenk_client.py"
 
@@ -58,11 +60,13 @@ def compile_client(tmp: Path) -> Path:
 
 
 class Server:
-    def __init__(self, spec: str, cpu: int) -> None:
+    """A server ``NAME[:PROCS]`` pinned to ``cpu``; with ``root``, the tree at ``root``'s."""
+
+    def __init__(self, spec: str, cpu: int, root: Path | None = None) -> None:
         name, _, procs = spec.partition(":")
-        argv = [sys.executable, "-m", "servers", name, "--port", "0"]
-        if procs:
-            argv += ["--procs", procs]
+        args = [name, "--port", "0", *(["--procs", procs] if procs else [])]
+        argv = ([sys.executable, "-m", "servers", *args] if root is None
+                else side.argv_for(root, "servers", *args))
         self.spec = spec
 
         def pre() -> None:
@@ -91,8 +95,10 @@ class Server:
             self.proc.wait()
 
 
-def throughput(spec: str, args: argparse.Namespace, client: Path) -> dict:
-    srv = Server(spec, args.server_cpu)
+def throughput(spec: str, args: argparse.Namespace, client: Path,
+               root: Path | None = None) -> dict:
+    """One closed-loop run of ``client`` against a fresh server (``root``: see Server)."""
+    srv = Server(spec, args.server_cpu, root)
     try:
         cpu0 = srv.ps.cpu_times()
         cmd = [str(client), "127.0.0.1", str(srv.port), str(args.connections),

@@ -341,7 +341,8 @@ def fmt_value(v: float | None) -> str:
     return f"{v:,.{decimals}f}"
 
 
-def _side(s: stats.Summary) -> str:
+def fmt_side(s: stats.Summary) -> str:
+    """``median ± half-width%`` of a sample (``∞`` when too few values for an interval)."""
     if not s.n:
         return "—"
     sp = s.spread_pct
@@ -349,7 +350,8 @@ def _side(s: stats.Summary) -> str:
     return f"{fmt_value(s.median)} ± {spread}"
 
 
-def _pct(d: float | None) -> str:
+def fmt_pct(d: float | None) -> str:
+    """A signed percentage with one decimal, ``—`` for None."""
     return "—" if d is None else f"{d:+.1f}%"
 
 
@@ -381,10 +383,10 @@ def render_text(report: Report, alpha: float, threshold: float) -> str:
             p = "" if c.p is None else f"{c.p:.3f}"
             ns = f"{c.old.n}+{c.new.n}"
             note = f" [{r.note}]" if r.note and r.note != "repeats" else ""
-            rows.append([r.case, _side(c.old), _side(c.new), _pct(c.delta_pct), p, ns,
+            rows.append([r.case, fmt_side(c.old), fmt_side(c.new), fmt_pct(c.delta_pct), p, ns,
                          verdict + note])
         rows.append(["geomean", fmt_value(t.geomean_old), fmt_value(t.geomean_new),
-                     _pct(t.geomean_delta_pct), "", "", ""])
+                     fmt_pct(t.geomean_delta_pct), "", "", ""])
         title = f"{t.spec.name} ({t.spec.unit}, {t.spec.better} is better)"
         lines.append("")
         lines.append(title)
@@ -400,7 +402,8 @@ def render_text(report: Report, alpha: float, threshold: float) -> str:
     return "\n".join(lines)
 
 
-def _gobench_name(kind: str, case: str) -> str:
+def gobench_name(kind: str, case: str) -> str:
+    """The Go benchmark name of a case label: ``BenchmarkChanSync-2``, ``BenchmarkEcho/...``."""
     if kind == "micro":
         return f"Benchmark{case}"
     strategy, _, rest = case.partition("/")
@@ -431,7 +434,7 @@ def render_gobench(report: Report) -> str:
             for spec in specs:
                 for label, values in samples[spec.name].items():
                     for v in values:
-                        lines.append(f"{_gobench_name('micro', label)}\t{loops[label]}\t"
+                        lines.append(f"{gobench_name('micro', label)}\t{loops[label]}\t"
                                      f"{v * spec.gobench_scale:.6g} {spec.gobench_unit}")
         else:
             groups, _ = group_bench(run)
@@ -439,6 +442,6 @@ def render_gobench(report: Report) -> str:
                 for label, cases in groups.items():
                     values, _, _ = bench_pair_samples(cases, cases, spec.name)
                     for v in values:
-                        lines.append(f"{_gobench_name('bench', label)}\t1\t"
+                        lines.append(f"{gobench_name('bench', label)}\t1\t"
                                      f"{v * spec.gobench_scale:.6g} {spec.gobench_unit}")
     return "\n".join(lines)

@@ -4,6 +4,8 @@ Each run gives one point per series: per micro case (``ChanSync-2``) or per benc
 label (strategy/connections/...; repeats pooled). A point is the median of the run's
 samples for that metric with its 95% confidence interval when there are enough samples.
 For bench runs the samples are the repeats (whole-run figures, as the report shows them).
+A regress result gives two run-like entries (:func:`results.regress.side_runs`), its base
+and its head, each at its own commit; their metrics include ``instructions`` per op.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from results import compare, stats
+from results import compare, regress, stats
 
-METRICS = {
-    "micro": [m.name for m in compare.MICRO_METRICS],
-    "bench": [m.name for m in compare.BENCH_METRICS],
-}
-ALIASES = compare.METRIC_ALIASES
+SPECS = {"micro": compare.MICRO_METRICS, "bench": compare.BENCH_METRICS,
+         regress.KIND: regress.METRICS}
+METRICS = {kind: [m.name for m in specs] for kind, specs in SPECS.items()}
+ALIASES = {"micro": compare.METRIC_ALIASES, "bench": compare.METRIC_ALIASES,
+           regress.KIND: regress.ALIASES}
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ def resolve_metric(kind: str, metric: str | None) -> str:
     """The canonical metric name; ValueError naming the choices if unknown."""
     if metric is None:
         return METRICS[kind][0]
-    name = ALIASES.get(metric, metric)
+    name = ALIASES[kind].get(metric, metric)
     if name not in METRICS[kind]:
         raise ValueError(f"no {kind} metric {metric!r} (choose from: {', '.join(METRICS[kind])})")
     return name
@@ -60,6 +62,8 @@ def order_runs(runs: list[dict]) -> list[dict]:
 
 
 def _run_samples(run: dict, metric: str, strategy: str | None) -> dict[str, list[float]]:
+    if run["kind"] == regress.KIND:
+        return regress.samples(run["doc"], run["side"])[metric]
     if run["kind"] == "micro":
         return compare.micro_samples(run)[metric]
     groups, _ = compare.group_bench(run)
@@ -160,8 +164,7 @@ def plot(series: dict[str, list[Point]], title: str, ylabel: str, path: Path) ->
 
 
 def unit_of(kind: str, metric: str) -> str:
-    specs = compare.MICRO_METRICS if kind == "micro" else compare.BENCH_METRICS
-    spec = next(s for s in specs if s.name == metric)
+    spec = next(s for s in SPECS[kind] if s.name == metric)
     return f"{metric} ({spec.unit}, {spec.better} is better)"
 
 

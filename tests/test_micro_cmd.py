@@ -121,4 +121,4 @@ def test_a_failing_worker_is_reported_in_one_line():
 
     args = SimpleNamespace(values=1, warmups=0, min_time=0.01, loops=None)
     with pytest.raises(RuntimeError, match=r"^micro_worker: no benchmark named 'NoSuch'$"):
-        cmd_micro._run_worker("NoSuch", 1, args, None, None)
+        cmd_micro.run_worker("NoSuch", 1, args, None, None)
