@@ -49,6 +49,7 @@ from bench import (
     echobench,
     micro_count,
     side,
+    writable_dir,
 )
 from bench import worktree as wt
 from results import compare, regress, regress_report, store, verdicts
@@ -352,8 +353,8 @@ def measure(doc: dict, base_root: Path, args, marks: Path | None, baseline: dict
 
 def run(args) -> int:
     t0 = time.monotonic()
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out} is not a directory")
+    if args.out is not None:
+        writable_dir(args.out, "--out")
     names = cmd_micro.select_benchmarks(args.filter)
     repo = wt.toplevel(ROOT)
     base, baseline = _base_block(args, repo)
