@@ -18,6 +18,14 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) runner.py bench --quick
 
+# The four models beside every reference server (asyncio-streams, gevent, uvloop too).
+bench-peers: $(STAMP)
+	$(PY) runner.py bench --strategies all
+
+# The knee of each server: open-loop rate raised until it is no longer held.
+bench-capacity: $(STAMP)
+	$(PY) runner.py bench --mode capacity --strategies thread,goroutine,asyncio --connections 1000,10000
+
 micro: $(STAMP)
 	$(PY) runner.py micro
 

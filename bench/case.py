@@ -24,6 +24,7 @@ import json
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import sys
 import tempfile
@@ -46,7 +47,6 @@ from results import schema, verdict
 from results.cases import CaseKey
 
 ROOT = Path(__file__).resolve().parent.parent
-LISTEN_TIMEOUT = 30.0
 POLL = 0.25
 # A CPU reading may exceed the CPUs the process may use by this factor (the kernel's
 # accounting and the interpolation at the window's ends) before it is a defect.
@@ -55,9 +55,20 @@ FOOTPRINT_KEYS = ("rss", "pss", "uss", "threads", "procs", "fds")
 TMP_PREFIX = "c10k-case-"
 
 
-def server_argv(cfg: dict, strategy: str) -> list[str]:
-    if strategy == matrix.EXTERNAL:
-        return shlex.split(cfg["server_cmd"])
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (the kernel's pick), for an external server."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def server_argv(cfg: dict, strategy: str, port: int | None = None) -> list[str]:
+    """The server's command line: a built-in strategy, or an external one by name with
+    ``{host}`` and ``{port}`` filled in (split with :func:`shlex.split`, never a shell)."""
+    externals = cfg["server_cmd"] or {}
+    if strategy in externals:
+        return [a.replace("{host}", "127.0.0.1").replace("{port}", str(port))
+                for a in shlex.split(externals[strategy])]
     argv = [sys.executable, "-m", "servers", strategy, "--host", "127.0.0.1", "--port", "0"]
     if cfg["backlog"]:
         argv += ["--backlog", str(cfg["backlog"])]
@@ -220,7 +231,9 @@ class Case:
 
     def __post_init__(self) -> None:
         self.pins = matrix.cpu_plan(self.cfg["pin"])
-        self.argv = server_argv(self.cfg, self.key.strategy)
+        external = (self.cfg["server_cmd"] or {}).get(self.key.strategy)
+        self.external_port = free_port() if external and "{port}" in external else None
+        self.argv = server_argv(self.cfg, self.key.strategy, self.external_port)
         self.record = new_record(self.key, self.argv, self.pins if self.cfg["pin"] else None)
         self.guard = MemoryGuard(self.cfg["mem_floor"], self.cfg["mem_budget"])
 
@@ -252,15 +265,16 @@ class Case:
         rec = self.record
         self.meter = CpuMeter(self.t0, self.pins["sampler"] if self.cfg["pin"] else None)
         try:
+            builtin = self.key.strategy in matrix.STRATEGIES
             self.server = Child(with_parent_death(self.argv), self.workdir, "server",
-                                self._cpus("server"),
-                                cwd=None if self.key.strategy == matrix.EXTERNAL else ROOT)
+                                self._cpus("server"), cwd=ROOT if builtin else None)
         except OSError as e:
             rec["status"] = f"failed: server did not start ({e.strerror or e}: {self.argv[0]})"
             return False
         self._account("server", self.server.pid, self.cfg["server_cpu_quota"])
         try:
-            listening = wait_listening(self.server, LISTEN_TIMEOUT)
+            listening = wait_listening(self.server, self.cfg["ready_timeout"],
+                                       self.external_port)
         except ServerStartError as e:
             rec["status"] = f"failed: {e}"
             return False

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
+import servers
 from bench import UsageError, cgroup, matrix, writable_dir
 from bench.capacity import Search, searches
-from bench.case import ROOT, run_case, summary_line, sweep_workdirs
+from bench.case import run_case, summary_line, sweep_workdirs
 from bench.progress import Progress
 from common.limits import raise_fd_limit
 from results import store
@@ -24,7 +23,8 @@ HELP = "run servers under load (strategy x connections x rate x size x repeat) a
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
-    a("--strategies", help="comma list (default: iterative,fork,thread,goroutine,asyncio)")
+    a("--strategies", help="comma list (default: iterative,fork,thread,goroutine,asyncio); "
+      "'all' adds the references asyncio-streams, gevent, uvloop")
     a("--connections", help="comma list of connection counts (default: 100,1000,10000)")
     a("--rate", help="open-loop total msg/s, comma list, or 'auto' (1/s per conn, max 5000)")
     a("--size", help="message size(s) in bytes, comma list (default: 64)")
@@ -38,7 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--workers", type=int, help="loadgen worker processes (default: the loadgen's)")
     a("--procs", type=int, help="GOMAXPROCS of the goroutine server (default: 1)")
     a("--backlog", type=int, help="listen backlog passed to the servers")
-    a("--server-cmd", help="an external server command following the server contract")
+    a("--server-cmd", action="append", metavar="NAME=CMD",
+      help="an external server by name (repeatable); {host} and {port} in CMD are filled in; "
+      "ready at its listening line or, with {port}, at the first connection it accepts; "
+      "split with shlex, never run by a shell")
+    a("--ready-timeout", type=float, help="seconds an external server has to be ready")
     a("--pin", action=argparse.BooleanOptionalAction, default=None,
       help="server and loadgen+sampler on separate CPUs (default: on with 2+ CPUs)")
     a("--out", help="directory for the run file (default: results/runs)")
@@ -60,19 +64,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--capacity-steps", type=int, help="capacity: most steps per search (default: 8)")
 
 
-def known_strategies() -> tuple[set[str], str]:
-    """The strategies ``python -m servers`` knows, and a reason when it cannot be asked."""
-    code = "import json, servers; print(json.dumps(sorted(servers.STRATEGIES)))"
+def unavailable(strategy: str) -> str | None:
+    """Why a built-in strategy cannot run here (``None``: it can)."""
     try:
-        out = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-        )
-    except (OSError, subprocess.SubprocessError) as e:
-        return set(), str(e)
-    if out.returncode != 0:
-        lines = out.stderr.strip().splitlines()
-        return set(), lines[-1] if lines else f"exit {out.returncode}"
-    return set(json.loads(out.stdout.strip().splitlines()[-1])), ""
+        return servers.unavailable(strategy)
+    except Exception as e:  # noqa: BLE001 - a broken server module is a reason, not a crash
+        return f"{type(e).__name__}: {e}"
 
 
 def _interrupt(signum, frame):
@@ -107,14 +104,16 @@ def _prepare(args) -> tuple[dict, Path | None]:
 def run(args) -> int:
     run, out = _prepare(args)
     cfg = run["config"]
-    known, why = known_strategies()
     skipped = {}
     for s in cfg["strategies"]:
-        if s != matrix.EXTERNAL and s not in known:
-            skipped[s] = "`python -m servers` does not know it yet" + (f" ({why})" if why else "")
+        why = unavailable(s) if s in matrix.STRATEGIES else None
+        if why:
+            skipped[s] = why
     for s, reason in skipped.items():
         print(f"skipping {s}: {reason}", file=sys.stderr)
     strategies = [s for s in cfg["strategies"] if s not in skipped]
+    run["strategy_kinds"] = {s: servers.kind(s) if s in matrix.STRATEGIES else "external"
+                             for s in cfg["strategies"]}
     if not strategies:
         raise UsageError("no strategy left to run (see the skipped lines above)")
     for gone in cgroup.sweep() + sweep_workdirs():

@@ -11,17 +11,21 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import resource
 import shlex
 import tomllib
 from typing import Any
 
+import servers
 from bench import UsageError
 from loadgen.config import MAX_SIZE, ephemeral_ports
 from results.cases import CaseKey
 
-STRATEGIES = ("iterative", "fork", "thread", "goroutine", "asyncio")
-EXTERNAL = "external"
+STRATEGIES = (*servers.MODELS, *servers.REFERENCES)
+# make bench: the four models and the fastest stdlib reference; "all" adds the others.
+DEFAULT_STRATEGIES = (*servers.MODELS, "asyncio")
+EXTERNAL = "external"  # the name of a --server-cmd given without NAME=
 GiB = 1 << 30
 
 # Open-loop rate per case when ``rate = "auto"``: 1 msg/s per connection, capped at what
@@ -36,7 +40,7 @@ RATE_PER_LOADGEN_CPU = 5000.0
 GOROUTINE_PROCS = 1
 
 DEFAULTS: dict[str, Any] = {
-    "strategies": list(STRATEGIES),
+    "strategies": list(DEFAULT_STRATEGIES),
     "connections": [100, 1000, 10000],
     "rate": "auto",
     "rate_per_conn": RATE_PER_CONN,
@@ -56,7 +60,11 @@ DEFAULTS: dict[str, Any] = {
     "workers": None,
     "procs": GOROUTINE_PROCS,
     "backlog": None,
+    # External servers by name: {NAME: command line}; "{host}" and "{port}" in it are
+    # filled in by the runner.
     "server_cmd": None,
+    # Seconds an external server has to print its listening line or accept a connection.
+    "ready_timeout": 30.0,
     # The server on half the CPUs, the loadgen and the sampler on the others (when there
     # are 2 or more). Why by default: unpinned, 10,000 threads convoying on the GIL starved
     # the loadgen and the sampler on both cores (2 of 3 thread cases at 10k failed with no
@@ -95,7 +103,7 @@ QUICK: dict[str, Any] = {
 
 # Settings a version-1 run file's config does not hold: a resumed one takes the defaults.
 ADDED_SINCE_V1 = ("slo_held", "slo_p99_ms", "server_cpu_quota", "capacity_start",
-                  "capacity_factor", "capacity_tolerance", "capacity_steps")
+                  "capacity_factor", "capacity_tolerance", "capacity_steps", "ready_timeout")
 
 # A capacity search is many short cases: shorter phases and one repeat unless told.
 CAPACITY: dict[str, Any] = {
@@ -215,24 +223,68 @@ def _check(cfg: dict) -> dict:
         _optional(cfg, name)
     server_cpus = len(cpu_plan(cfg["pin"])["server"])
     _optional(cfg, "server_cpu_quota", hi=float(server_cpus))
-    if cfg["server_cmd"] is not None:
-        if not isinstance(cfg["server_cmd"], str) or not cfg["server_cmd"].strip():
-            raise _bad("server_cmd", cfg["server_cmd"], "is not a command line")
-        try:
-            shlex.split(cfg["server_cmd"])
-        except ValueError as e:
-            raise _bad("server_cmd", cfg["server_cmd"], f"cannot be split ({e})") from None
+    cfg["ready_timeout"] = _number("ready_timeout", cfg["ready_timeout"])
+    cfg["server_cmd"] = server_cmds(cfg["server_cmd"])
     cfg["strategies"] = _words("strategies", cfg["strategies"])
-    unknown = [s for s in cfg["strategies"] if s not in STRATEGIES and s != EXTERNAL]
+    if "all" in cfg["strategies"]:
+        cfg["strategies"] = [*STRATEGIES, *[s for s in cfg["strategies"]
+                                            if s not in STRATEGIES and s != "all"]]
+    externals = list(cfg["server_cmd"] or {})
+    unknown = [s for s in cfg["strategies"] if s not in STRATEGIES and s not in externals]
     if unknown:
-        raise UsageError(
-            f"--strategies: unknown strategy {unknown[0]!r} (known: {', '.join(STRATEGIES)})"
-        )
-    if EXTERNAL in cfg["strategies"] and not cfg["server_cmd"]:
-        raise UsageError("--strategies: 'external' needs --server-cmd CMD")
+        hint = " needs --server-cmd CMD" if unknown[0] == EXTERNAL else (
+            f" (known: {', '.join(STRATEGIES)}, all, or a --server-cmd NAME)")
+        raise UsageError(f"--strategies: unknown strategy {unknown[0]!r}{hint}")
+    cfg["strategies"] += [n for n in externals if n not in cfg["strategies"]]
     if not cfg["strategies"]:
         raise UsageError("--strategies: give at least one strategy")
     return cfg
+
+
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_NAMED = re.compile(r"([A-Za-z0-9_-]+)=(.*)", re.S)
+
+
+def server_cmds(value: Any) -> dict[str, str] | None:
+    """External servers as ``{NAME: CMD}``, from ``NAME=CMD`` strings (repeatable option, a
+    TOML list), a TOML table, or one bare ``CMD`` (named :data:`EXTERNAL`).
+
+    Each CMD must split with :func:`shlex.split` (it is never given to a shell); a NAME is
+    one word, not a built-in strategy's, and given once.
+    """
+    if value is None or value == {}:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        pairs = []
+        for item in value:
+            if not isinstance(item, str):
+                raise _bad("server_cmd", item, "is not a command line")
+            named = _NAMED.match(item)
+            if item.startswith("="):
+                raise _bad("server_cmd", item, "needs a NAME before '='")
+            pairs.append((named[1], named[2]) if named else (EXTERNAL, item))
+    else:
+        raise _bad("server_cmd", value, "is not a command line")
+    out: dict[str, str] = {}
+    for name, cmd in pairs:
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise _bad("server_cmd", f"{name}={cmd}", "needs a NAME of letters, digits, - or _")
+        if name in STRATEGIES or name == "all":
+            raise _bad("server_cmd", name, "is a built-in strategy's name: choose another")
+        if name in out:
+            raise _bad("server_cmd", name, "is given twice")
+        if not isinstance(cmd, str) or not cmd.strip():
+            raise _bad("server_cmd", f"{name}={cmd}", "is not a command line")
+        try:
+            shlex.split(cmd)
+        except ValueError as e:
+            raise _bad("server_cmd", cmd, f"cannot be split ({e})") from None
+        out[name] = cmd
+    return out
 
 
 def check_stored(cfg: Any, where: str) -> dict:
@@ -288,9 +340,7 @@ def build_config(cli: dict[str, Any], toml_path: str | None = None) -> dict:
     cfg.update(from_file)
     cfg.update(given)
     if cfg["server_cmd"] and "strategies" not in given and "strategies" not in from_file:
-        cfg["strategies"] = [EXTERNAL]
-    elif cfg["server_cmd"] and EXTERNAL not in _words("strategies", cfg["strategies"]):
-        cfg["strategies"] = [*_words("strategies", cfg["strategies"]), EXTERNAL]
+        cfg["strategies"] = []  # the external servers alone
     if cfg["closed_connections"] is None:
         custom = any(k in given or k in from_file for k in ("connections", "mode"))
         cfg["closed_connections"] = [] if custom else [100]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -173,11 +174,22 @@ class ServerStartError(Exception):
     """The server did not print its ``listening`` line; ``str(e)`` says why (one line)."""
 
 
-def wait_listening(child: Child, timeout: float) -> dict:
-    """Wait for the server's ``{"event": "listening", ...}`` line on stdout and return it.
+def _accepts(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
-    Raises :class:`ServerStartError` if the server exits first, prints something else as
-    its first line, or says nothing within ``timeout`` seconds.
+
+def wait_listening(child: Child, timeout: float, port: int | None = None) -> dict:
+    """Wait for the server to be ready and return its ``listening`` event.
+
+    Ready is the ``{"event": "listening", ...}`` line on stdout; with ``port`` (a server
+    told its port, which may print nothing), also the first connection it accepts there,
+    for which an event is made up. Raises :class:`ServerStartError` if the server exits
+    first, prints something else as its first line (without ``port``), or is not ready
+    within ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -185,7 +197,12 @@ def wait_listening(child: Child, timeout: float) -> dict:
             text = child.stdout_path.read_text(errors="replace")
         except OSError:
             text = ""
-        if "\n" in text:
+        if port is not None:
+            first = text.split("\n", 1)[0] if "\n" in text else ""
+            if '"listening"' not in first and _accepts(port):
+                return {"event": "listening", "host": "127.0.0.1", "port": port,
+                        "pid": child.pid, "strategy": child.name, "by": "connect"}
+        if "\n" in text and (port is None or '"listening"' in text.split("\n", 1)[0]):
             line = text.split("\n", 1)[0]
             try:
                 event = json.loads(line)
@@ -203,5 +220,8 @@ def wait_listening(child: Child, timeout: float) -> dict:
                 + (f": {tail}" if tail else "")
             )
         if time.monotonic() > deadline:
+            if port is not None:
+                raise ServerStartError(f"server neither printed a listening line nor accepted "
+                                       f"a connection on port {port} within {timeout:g} s")
             raise ServerStartError(f"server printed no listening line within {timeout:g} s")
         time.sleep(0.02)

@@ -48,6 +48,15 @@ def _server_cpu(c: dict) -> dict:
     return (c.get("cpu") or {}).get("server") or {}
 
 
+KIND_MARK = {"reference": " (ref)", "external": " (ext)"}
+
+
+def strategy_label(run: dict, strategy: str) -> str:
+    """The strategy's name, marked `` (ref)`` for a reference (the yardstick, not one of the
+    four models) and `` (ext)`` for an external server run by name."""
+    return strategy + KIND_MARK.get((run.get("strategy_kinds") or {}).get(strategy), "")
+
+
 def verdict_text(cases: list[dict]) -> str:
     """The group's verdict: the one all repeats share, else each with its count."""
     kinds = Counter(c["verdict"]["kind"] for c in cases)
@@ -161,7 +170,7 @@ def tables(run: dict, fmt: str = "simple") -> dict[str, str]:
     perf, cost, problems = [], [], []
     for gk, cases in groups(run):
         a = aggregate(cases)
-        head = [gk.strategy, f"{gk.connections:,}", gk.load, a["verdict"]]
+        head = [strategy_label(run, gk.strategy), f"{gk.connections:,}", gk.load, a["verdict"]]
         if a["ok"] == 0:
             perf.append(head + ["-"] * 6)
             cost.append(head + ["-"] * 9)
@@ -190,8 +199,8 @@ def tables(run: dict, fmt: str = "simple") -> dict[str, str]:
             whats += [f"measurement defect: {d}" for d in c["measurement_defects"]]
             whats += c["defects"]
             if whats:
-                problems.append([k.strategy, f"{k.connections:,}", k.load, k.repeat + 1,
-                                 "; ".join(whats)])
+                problems.append([strategy_label(run, k.strategy), f"{k.connections:,}",
+                                 k.load, k.repeat + 1, "; ".join(whats)])
     head = ["strategy", "conns", "load", "verdict"]
     out = {
         "Throughput and latency (median of repeats; latency ms, corrected / uncorrected; "
@@ -233,6 +242,20 @@ def header(run: dict) -> list[str]:
         f"(affinity {m['affinity']}), {m['memory_total'] / 2**30:.1f} GiB, "
         f"kernel {m['kernel']}, {m['python']}, fd limit {m['fd_limit']['soft']}",
     ]
+    cfg = run["config"]
+    pins = next((c["pin"] for c in run["cases"] if c.get("pin")), None)
+    where = (f"server on CPUs {pins['server']}, loadgen on {pins['loadgen']}" if pins
+             else "server and loadgen unpinned")
+    quota = cfg.get("server_cpu_quota")
+    lines.append(
+        f"{where}{f', server CPU quota {quota:g} core(s)' if quota else ''}; goroutine "
+        f"procs {cfg.get('procs') or 'default'}; {cfg.get('duration')} s measured after "
+        f"{cfg.get('warmup')} s warm-up; held = >= {100 * cfg.get('slo_held', 0.99):g}% of "
+        f"the target rate with corrected p99 <= {cfg.get('slo_p99_ms', 10.0):g} ms")
+    kinds = set((run.get("strategy_kinds") or {}).values())
+    if kinds & set(KIND_MARK):
+        lines.append("(ref): a reference server, the yardstick beside the four models; "
+                     "(ext): an external server run by name")
     skipped = (run.get("summary") or {}).get("skipped") or {}
     for s, why in skipped.items():
         lines.append(f"skipped {s}: {why}")

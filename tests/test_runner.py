@@ -566,3 +566,47 @@ def test_a_full_disk_mid_run_is_one_line_exit_1_and_the_file_stays_valid(tmp_pat
         assert run["cases"] == [] and run["finished"] is None
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_external_servers_run_by_name_beside_a_builtin_one(tmp_path):
+    touched = tmp_path / "touched"
+    run = _bench(tmp_path, ["--strategies", "asyncio",
+                            "--server-cmd", "quiet=" + _server("quiet.py", "{port}"),
+                            "--server-cmd", f"never={_server('closed_port.py')} ; touch {touched}",
+                            "--ready-timeout", "3", "--connections", "20", *SHORT[2:]])
+    by = {c["key"]["strategy"]: c for c in run["cases"]}
+    assert list(by) == ["asyncio", "quiet", "never"]
+    assert by["quiet"]["verdict"]["kind"] != "failed", by["quiet"]["verdict"]
+    assert by["quiet"]["loadgen"]["messages"] > 0
+    port = int(by["quiet"]["server_cmd"][-1])
+    assert by["quiet"]["server_cmd"][-2:] == [str(ROOT / "tests/runner_servers/quiet.py"),
+                                              str(port)]
+    # closed_port.py prints a listening line for a port nothing listens on, and shlex hands
+    # "; touch FILE" to it as arguments: no shell ever runs them.
+    assert by["never"]["verdict"] == {"kind": "failed",
+                                      "reason": "connections: 0 of 20 established"}
+    assert ";" in by["never"]["server_cmd"] and not touched.exists()
+    assert run["strategy_kinds"] == {"asyncio": "reference", "quiet": "external",
+                                     "never": "external"}
+
+
+def test_an_external_server_that_never_listens_fails_within_its_ready_timeout(tmp_path):
+    t0 = time.monotonic()
+    run = _bench(tmp_path, ["--server-cmd", "mute=sleep 60 {port}",  # silent, never listens
+                            "--ready-timeout", "2", "--connections", "5", *SHORT[2:]])
+    [c] = run["cases"]
+    assert c["verdict"]["kind"] == "failed"
+    assert "nor accepted a connection on port" in c["verdict"]["reason"]
+    assert time.monotonic() - t0 < 30
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--server-cmd", "a=./x", "--server-cmd", "a=./y"], "--server-cmd: 'a' is given twice"),
+    (["--server-cmd", "=./x"], "--server-cmd: '=./x' needs a NAME before '='"),
+    (["--server-cmd", "thread=./x"], "'thread' is a built-in strategy's name"),
+])
+def test_bad_server_cmd_names_are_one_line_exit_2(tmp_path, args, msg):
+    env, _ = env_for(tmp_path)
+    out = runner(["bench", *args], env, timeout=60)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [f"error: {msg}"] or \
+        msg in out.stderr, out.stderr
