@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: bench bench-quick test lint micro units regress clean-venv
+.PHONY: bench bench-quick bench-peers bench-capacity test lint micro units regress clean-venv
 
 # (Re)install only when .venv is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
