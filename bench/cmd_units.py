@@ -145,8 +145,8 @@ def _run_worker(cmd: list[str], timeout: float) -> dict:
 def _new_case(name: str) -> dict:
     unit = UNITS[name]
     return {"unit": name, "label": unit.label, "strategy": unit.strategy,
-            "create": {"n": None, "values": []},
-            "switch": {"n": None, "values": [], "kernel_switches": []},
+            "create": {"n": None, "values": [], "cpu_values": []},
+            "switch": {"n": None, "values": [], "cpu_values": [], "kernel_switches": []},
             "memory": {"metric": unit.metric, "n": None, "values": [], "kernel_values": []},
             "hold": None, "errors": []}
 
@@ -166,9 +166,11 @@ def _record(case: dict, figure: str, res: dict) -> str:
         fig["kernel_values"].append(res["kernel_bytes"])
         return f" {report.fmt_bytes(res['bytes'])} per unit (n={res['n']:,})"
     fig["values"] += res["values"]
+    fig["cpu_values"] += res["cpu_values"]
     if figure == "switch":
         fig["kernel_switches"] += res["kernel_switches"]
-    return f" {report.fmt_us(statistics.median(res['values']))} µs (n={res['n']:,})"
+    return (f" {report.fmt_us(statistics.median(res['values']))} µs, CPU "
+            f"{report.fmt_us(statistics.median(res['cpu_values']))} µs (n={res['n']:,})")
 
 
 def _go_status() -> str:

@@ -18,10 +18,13 @@ Figures (:data:`FIGURES`):
 * ``create``: spawn n units that end at once, then wait for all; µs per unit.
 * ``switch``: ping-pong between two units through the cheapest handoff each has (goroutine:
   one unbuffered Chan; asyncio: a Future per hop; gevent: one unbuffered Channel; thread and
-  process: a pipe pair); µs per switch, one switch being one hop (a round trip is two). Beside
-  it the kernel context switches (voluntary + involuntary, ``getrusage``) per switch of what
-  does the hops: the calling thread for the user-space units (goruntime's sysmon thread is not
-  a hop and is left out), the whole process for threads, parent and child for processes.
+  process: a pipe pair); µs per switch, one switch being one hop (a round trip is two), and
+  the kernel context switches (voluntary + involuntary) per switch.
+
+Both give wall time and CPU time (user + system, ``getrusage``) of what does the work: the
+calling thread for the user-space units (goruntime's sysmon thread is left out), the whole
+process for threads, parent and reaped children for processes. CPU time is the figure a
+loaded machine moves least: waiting for a CPU is not in it.
 * ``memory``: n units parked (blocked on an event that comes only at release); the growth of
   RSS per unit (PSS over parent and children for processes, the honest figure for
   copy-on-write), and beside it the growth of the machine's ``KernelStack + PageTables`` per
@@ -103,10 +106,50 @@ def kernel_bytes() -> int:
     return meminfo("KernelStack", "PageTables")
 
 
-def ctx_switches(who: int) -> int:
-    """Voluntary + involuntary context switches so far of ``who`` (a ``resource.RUSAGE_*``)."""
-    ru = resource.getrusage(who)
-    return ru.ru_nvcsw + ru.ru_nivcsw
+_CLOCKS = {resource.RUSAGE_THREAD: time.thread_time, resource.RUSAGE_SELF: time.process_time}
+
+
+def usage(scopes: tuple[int, ...]) -> tuple[float, int]:
+    """CPU seconds (user + system) and context switches (voluntary + involuntary) so far,
+    summed over ``scopes`` (``resource.RUSAGE_*``). CPU time of this thread or process is
+    read from its nanosecond clock: ``getrusage`` can report no time at all for a short span."""
+    cpu, switches = 0.0, 0
+    for scope in scopes:
+        ru = resource.getrusage(scope)
+        clock = _CLOCKS.get(scope)
+        cpu += clock() if clock else ru.ru_utime + ru.ru_stime
+        switches += ru.ru_nvcsw + ru.ru_nivcsw
+    return cpu, switches
+
+
+class Meter:
+    """Wall time, CPU time and context switches of ``scopes`` between ``start`` and ``stop``.
+
+    ``lap`` ends the wall time early: what follows it (closing, reaping a child) still counts
+    to CPU and switches, which for a child are known only once it is reaped.
+    """
+
+    def __init__(self, scopes: tuple[int, ...]) -> None:
+        self.scopes = scopes
+        self.seconds = self.cpu = 0.0
+        self.switches = 0
+        self._t0: float | None = None
+
+    def start(self) -> Meter:
+        self._cpu0, self._cs0 = usage(self.scopes)
+        self._t0 = time.perf_counter()
+        return self
+
+    def lap(self) -> None:
+        assert self._t0 is not None, "lap before start"
+        self.seconds = time.perf_counter() - self._t0
+
+    def stop(self) -> Meter:
+        if not self.seconds:
+            self.lap()
+        cpu, cs = usage(self.scopes)
+        self.cpu, self.switches = cpu - self._cpu0, cs - self._cs0
+        return self
 
 
 # ---------------------------------------------------------------- units
@@ -148,19 +191,22 @@ class Unit(ABC):
     kernel_task: ClassVar[bool] = False  # one kernel task (thread or process) per unit
     metric: ClassVar[str] = "rss"
     memory_n: ClassVar[int] = 10_000  # units parked by the memory figure by default
-    switch_scope: ClassVar[int] = resource.RUSAGE_THREAD  # whose switches a hop makes
+    # Whose CPU time and switches count: the thread doing the work (sysmon is left out).
+    scopes: ClassVar[tuple[int, ...]] = (resource.RUSAGE_THREAD,)
 
     def run(self, coro: Coroutine) -> Any:
         return drive(coro)
 
-    @abstractmethod
-    async def create(self, n: int) -> float:
-        """Seconds to spawn ``n`` units that end at once and wait for all of them."""
+    def meter(self) -> Meter:
+        return Meter(self.scopes)
 
     @abstractmethod
-    async def switch(self, rounds: int) -> tuple[float, int]:
-        """Seconds for ``rounds`` round trips (2 switches each) between two units, and the
-        kernel context switches made meanwhile (``switch_scope``)."""
+    async def create(self, n: int) -> Meter:
+        """Spawn ``n`` units that end at once and wait for all of them, metered."""
+
+    @abstractmethod
+    async def switch(self, rounds: int) -> Meter:
+        """``rounds`` round trips (2 switches each) between two units, metered."""
 
     @abstractmethod
     def pool(self) -> Pool: ...
@@ -197,14 +243,14 @@ class Goroutine(Unit):
         async def f() -> None:
             wg.done()
 
-        t0 = time.perf_counter()
+        m = self.meter().start()
         wg.add(n)
         for _ in range(n):
             rt.go(f)
         await wg.wait()
-        return time.perf_counter() - t0
+        return m.stop()
 
-    async def switch(self, rounds: int) -> tuple[float, int]:
+    async def switch(self, rounds: int) -> Meter:
         import goruntime as rt
 
         c = rt.Chan(0)
@@ -214,12 +260,11 @@ class Goroutine(Unit):
                 await c.send(await c.recv())
 
         rt.go(pong)
-        cs0 = ctx_switches(self.switch_scope)
-        t0 = time.perf_counter()
+        m = self.meter().start()
         for i in range(rounds):
             await c.send(i)
             await c.recv()
-        return time.perf_counter() - t0, ctx_switches(self.switch_scope) - cs0
+        return m.stop()
 
     def pool(self) -> Pool:
         return _GoroutinePool()
@@ -271,11 +316,11 @@ class AsyncioTask(Unit):
         async def f() -> None:
             pass
 
-        t0 = time.perf_counter()
+        m = self.meter().start()
         await asyncio.gather(*[asyncio.create_task(f()) for _ in range(n)])
-        return time.perf_counter() - t0
+        return m.stop()
 
-    async def switch(self, rounds: int) -> tuple[float, int]:
+    async def switch(self, rounds: int) -> Meter:
         loop = asyncio.get_running_loop()
         hop = [loop.create_future(), loop.create_future()]  # [to pong, to ping]
 
@@ -287,16 +332,14 @@ class AsyncioTask(Unit):
 
         task = asyncio.create_task(pong())
         await asyncio.sleep(0)  # pong waits on hop[0]
-        cs0 = ctx_switches(self.switch_scope)
-        t0 = time.perf_counter()
+        m = self.meter().start()
         for _ in range(rounds):
             hop[0].set_result(None)
             await hop[1]
             hop[1] = loop.create_future()
-        dt = time.perf_counter() - t0
-        cs = ctx_switches(self.switch_scope) - cs0
+        m.stop()
         await task
-        return dt, cs
+        return m
 
     def pool(self) -> Pool:
         return _TaskPool()
@@ -340,11 +383,11 @@ class Greenlet(Unit):
     async def create(self, n: int) -> float:
         import gevent
 
-        t0 = time.perf_counter()
+        m = self.meter().start()
         gevent.joinall([gevent.spawn(_nothing) for _ in range(n)])
-        return time.perf_counter() - t0
+        return m.stop()
 
-    async def switch(self, rounds: int) -> tuple[float, int]:
+    async def switch(self, rounds: int) -> Meter:
         import gevent
         from gevent.queue import Channel
 
@@ -356,15 +399,13 @@ class Greenlet(Unit):
 
         g = gevent.spawn(pong)
         gevent.sleep(0)  # pong waits in get
-        cs0 = ctx_switches(self.switch_scope)
-        t0 = time.perf_counter()
+        m = self.meter().start()
         for i in range(rounds):
             c.put(i)
             c.get()
-        dt = time.perf_counter() - t0
-        cs = ctx_switches(self.switch_scope) - cs0
+        m.stop()
         g.join()
-        return dt, cs
+        return m
 
     def pool(self) -> Pool:
         return _GreenletPool()
@@ -420,25 +461,25 @@ class Thread(Unit):
     label = f"OS thread ({_default_stack_text()})"
     strategy = "thread"
     kernel_task = True
-    switch_scope = resource.RUSAGE_SELF
+    scopes = (resource.RUSAGE_SELF,)
     stack: ClassVar[int] = 0  # threading.stack_size: 0 is the platform default
 
     async def create(self, n: int) -> float:
         with _stack_size(self.stack):
-            t0 = time.perf_counter()
+            m = self.meter().start()
             threads = [threading.Thread(target=_nothing) for _ in range(n)]
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
-            return time.perf_counter() - t0
+            return m.stop()
 
-    async def switch(self, rounds: int) -> tuple[float, int]:
+    async def switch(self, rounds: int) -> Meter:
         with _stack_size(self.stack):
             ping, pong = os.pipe(), os.pipe()
             t = threading.Thread(target=_echo, args=(ping[0], pong[1]))
             t.start()
-            return _pipe_ping_pong(rounds, ping, pong, t.join, self.switch_scope)
+            return _pipe_ping_pong(rounds, ping, pong, t.join, self.meter())
 
     def pool(self) -> Pool:
         return _ThreadPool(self.stack)
@@ -451,30 +492,37 @@ class SmallStackThread(Thread):
 
 
 class _ThreadPool(Pool):
-    """Threads parked on one ``threading.Event``."""
+    """Threads parked each on a lock of its own, held by the pool; release wakes them one at
+    a time and joins each before waking the next.
+
+    Never all at once: 10,000 woken CPython threads storm the GIL (each waiter times out
+    every 5 ms to demand it) and exit in minutes, not in a second; a ``threading.Event``,
+    whose ``set`` wakes its waiters under the GIL and its Condition's lock, convoys too.
+    """
 
     def __init__(self, stack: int) -> None:
         super().__init__()
         self._stack = stack
-        self._gate = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._parked: list[tuple[threading.Thread, Any]] = []
 
     async def add(self, k: int) -> None:
         with _stack_size(self._stack):
             for _ in range(k):
-                t = threading.Thread(target=self._gate.wait, daemon=True)
+                gate = threading.Lock()
+                gate.acquire()
+                t = threading.Thread(target=gate.acquire, daemon=True)
                 t.start()  # RuntimeError("can't start new thread") at a limit
-                self._threads.append(t)
+                self._parked.append((t, gate))
                 self.count += 1
 
     async def release(self) -> None:
-        self._gate.set()
-        for t in self._threads:
+        for t, gate in self._parked:
+            gate.release()
             t.join()
         self.count = 0
 
     def left(self) -> int:
-        return sum(t.is_alive() for t in self._threads)
+        return sum(t.is_alive() for t, _ in self._parked)
 
 
 @contextmanager
@@ -497,26 +545,23 @@ class Process(Unit):
     kernel_task = True
     metric = "pss"
     memory_n = 1_000
-    switch_scope = resource.RUSAGE_SELF  # plus the child's, reaped: RUSAGE_CHILDREN
+    scopes = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)  # children count once reaped
 
     async def create(self, n: int) -> float:
         with _frozen_heap():
-            t0 = time.perf_counter()
+            m = self.meter().start()
             pids = [fork_child(_nothing) for _ in range(n)]
             for pid in pids:
                 os.waitpid(pid, 0)
-            return time.perf_counter() - t0
+            return m.stop()
 
-    async def switch(self, rounds: int) -> tuple[float, int]:
+    async def switch(self, rounds: int) -> Meter:
         ping, pong = os.pipe(), os.pipe()
         with _frozen_heap():
             pid = fork_child(lambda: _echo(ping[0], pong[1], close=(ping[1], pong[0])))
         os.close(ping[0])
         os.close(pong[1])
-        children0 = ctx_switches(resource.RUSAGE_CHILDREN)
-        dt, cs = _pipe_ping_pong(rounds, ping, pong, lambda: os.waitpid(pid, 0),
-                                 self.switch_scope)
-        return dt, cs + ctx_switches(resource.RUSAGE_CHILDREN) - children0
+        return _pipe_ping_pong(rounds, ping, pong, lambda: os.waitpid(pid, 0), self.meter())
 
     def pool(self) -> Pool:
         return _ProcessPool()
@@ -617,21 +662,21 @@ def _echo(r: int, w: int, close: tuple[int, ...] = ()) -> None:
 
 
 def _pipe_ping_pong(rounds: int, ping: tuple[int, int], pong: tuple[int, int],
-                    wait: Callable[[], Any], scope: int) -> tuple[float, int]:
-    """Ping-pong one byte ``rounds`` times with the echo at the far end of ``ping``/``pong``;
-    then close, ``wait`` for the echo to end, and count the switches of ``scope`` meanwhile."""
+                    wait: Callable[[], Any], m: Meter) -> Meter:
+    """Ping-pong one byte ``rounds`` times with the echo at the far end of ``ping``/``pong``,
+    metered; then close and ``wait`` for the echo to end (its CPU and switches, a child's
+    start and end included, count; its time does not)."""
     os.write(ping[1], b"x")  # the echo is up: outside the timing
     os.read(pong[0], 1)
-    cs0 = ctx_switches(scope)
-    t0 = time.perf_counter()
+    m.start()
     for _ in range(rounds):
         os.write(ping[1], b"x")
         os.read(pong[0], 1)
-    dt = time.perf_counter() - t0
+    m.lap()
     os.close(ping[1])
     os.close(pong[0])
     wait()
-    return dt, ctx_switches(scope) - cs0
+    return m.stop()
 
 
 UNITS: dict[str, Unit] = {
@@ -754,32 +799,28 @@ def _budget_detail(kind: str, b: Budget) -> str:
 
 def timed(unit: Unit, figure: str, n: int | None, values: int, warmups: int,
           min_time: float) -> dict:
-    """``values`` µs per unit (create) or per switch (switch) after ``warmups``, each on a fresh
-    runtime/loop; ``n`` units or rounds per value, calibrated to ``min_time`` if None."""
-    cs_per: list[float] = []
-
-    def once(k: int) -> float:
-        if figure == "create":
-            return unit.run(unit.create(k))
-        dt, cs = unit.run(unit.switch(k))
-        cs_per.append(cs / (2 * k))
-        return dt
-
+    """``values`` µs per unit (create) or per switch (switch) after ``warmups``, wall and CPU,
+    each on a fresh runtime/loop; ``n`` units or rounds per value, calibrated to ``min_time``
+    if None; for switch also the kernel context switches per switch."""
     per = 1 if figure == "create" else 2
+
+    def once(k: int) -> Meter:
+        return unit.run(unit.create(k) if figure == "create" else unit.switch(k))
+
     if n is None:
         gc.collect()
-        n = calibrate(once, min_time)
-    out = []
+        n = calibrate(lambda k: once(k).seconds, min_time)
+    meters = []
     for i in range(warmups + values):
         gc.collect()
-        cs_per.clear()
-        dt = once(n)
+        m = once(n)
         if i >= warmups:
-            out.append({"us": dt / (per * n) * 1e6, "kernel_switches": cs_per[0] if cs_per
-                        else None})
-    res = {"n": n, "values": [v["us"] for v in out]}
+            meters.append(m)
+    ops = per * n
+    res = {"n": n, "values": [m.seconds / ops * 1e6 for m in meters],
+           "cpu_values": [m.cpu / ops * 1e6 for m in meters]}
     if figure == "switch":
-        res["kernel_switches"] = [v["kernel_switches"] for v in out]
+        res["kernel_switches"] = [m.switches / ops for m in meters]
     return res
 
 

@@ -8,14 +8,15 @@ knows the kind; ``store.list_runs`` skips units runs meanwhile.
 
 A units case: ``unit`` (goroutine, asyncio, gevent, thread, thread-256k, process),
 ``label``, ``strategy`` (the bench strategy with one such unit per connection, or null);
-``create`` {``n`` units per value, ``values`` µs per unit}; ``switch`` {``n`` round trips per
-value, ``values`` µs per switch (one hop; a round trip is two), ``kernel_switches`` per
-switch, one per value}; ``memory`` {``metric`` rss|pss, ``n`` units parked, ``values`` bytes
-per unit, one per process, ``kernel_values`` the machine's KernelStack + PageTables growth
-per unit}; ``hold`` (null when not run) {``held``, ``stop`` {``kind``
-memory|time|tasks|machine|limit, ``detail``}, ``seconds``, ``bytes`` grown, ``left``
-threads or processes alive after release, ``budget`` {``bytes``, ``seconds``, ``tasks``,
-``floor``}}; ``errors`` (one line per failed worker).
+``create`` {``n`` units per value, ``values`` µs per unit, ``cpu_values`` CPU µs per unit};
+``switch`` {``n`` round trips per value, ``values`` µs per switch (one hop; a round trip is
+two), ``cpu_values`` CPU µs per switch, ``kernel_switches`` per switch, one per value};
+``memory`` {``metric`` rss|pss, ``n`` units parked, ``values`` bytes per unit, one per
+process, ``kernel_values`` the machine's KernelStack + PageTables growth per unit}; ``hold``
+(null when not run) {``held``, ``stop`` {``kind`` memory|time|tasks|machine|limit,
+``detail``}, ``seconds``, ``bytes`` grown, ``left`` threads or processes alive after
+release, ``budget`` {``bytes``, ``seconds``, ``tasks``, ``floor``}}; ``errors`` (one line
+per failed worker).
 
 :func:`why_rows` / :func:`why_table` put each unit's medians beside what the seeds claim and
 beside the bench's own memory per connection of the strategy built from that unit (from a
@@ -63,8 +64,10 @@ CASE = _obj({
     "unit": schema.STR,
     "label": schema.STR,
     "strategy": schema.STR_OR_NULL,
-    "create": _obj({"n": schema.INT_OR_NULL, "values": NUMS}),
-    "switch": _obj({"n": schema.INT_OR_NULL, "values": NUMS, "kernel_switches": NUMS}),
+    "create": _obj({"n": schema.INT_OR_NULL, "values": NUMS, "cpu_values": NUMS},
+                   required=["n", "values"]),
+    "switch": _obj({"n": schema.INT_OR_NULL, "values": NUMS, "cpu_values": NUMS,
+                    "kernel_switches": NUMS}, required=["n", "values", "kernel_switches"]),
     "memory": _obj({"metric": {"enum": ["rss", "pss"]}, "n": schema.INT_OR_NULL,
                     "values": NUMS, "kernel_values": NUMS}),
     "hold": {"anyOf": [HOLD, {"type": "null"}]},
@@ -181,7 +184,9 @@ def medians(case: dict) -> dict[str, float | None]:
     hold = case["hold"]
     return {
         "create_us": _med(case["create"]["values"]),
+        "create_cpu_us": _med(case["create"].get("cpu_values", [])),
         "switch_us": _med(case["switch"]["values"]),
+        "switch_cpu_us": _med(case["switch"].get("cpu_values", [])),
         "kernel_switches": _med(case["switch"]["kernel_switches"]),
         "memory": _med(case["memory"]["values"]),
         "kernel_memory": _med(case["memory"]["kernel_values"]),
@@ -198,10 +203,12 @@ def fmt_bytes(b: float | None) -> str:
     return f"{b:.0f} B"
 
 
-def fmt_us(us: float | None) -> str:
+def fmt_us(us: float | None, cpu: float | None = None) -> str:
+    """µs to 3 significant digits; with ``cpu``, the CPU µs beside the wall µs."""
     if us is None:
         return "—"
-    return f"{us:.3g}" if us < 1000 else f"{us:,.0f}"
+    text = f"{us:.3g}" if us < 1000 else f"{us:,.0f}"
+    return text if cpu is None else f"{text} (CPU {fmt_us(cpu)})"
 
 
 def fmt_held(hold: dict | None) -> str:
@@ -215,8 +222,8 @@ def fmt_held(hold: dict | None) -> str:
     return f"{at_least}{hold['held']:,} ({why})"
 
 
-HEADERS = ["unit", "create µs", "switch µs", "kernel switches / switch", "memory / unit",
-           "bench memory / conn", "most held", "the seeds claim"]
+HEADERS = ["unit", "create µs (CPU µs)", "switch µs (CPU µs)", "kernel switches / switch",
+           "memory / unit", "bench memory / conn", "most held", "the seeds claim"]
 
 
 def why_rows(run: dict, bench: dict[str, dict] | None = None) -> list[list[str]]:
@@ -234,7 +241,8 @@ def why_rows(run: dict, bench: dict[str, dict] | None = None) -> list[list[str]]
                      f"{b['connections']:,})" if b else "—")
         ks = m["kernel_switches"]
         rows.append([
-            case["label"], fmt_us(m["create_us"]), fmt_us(m["switch_us"]),
+            case["label"], fmt_us(m["create_us"], m["create_cpu_us"]),
+            fmt_us(m["switch_us"], m["switch_cpu_us"]),
             "—" if ks is None else f"{ks:.2f}", mem, bench_txt, fmt_held(case["hold"]),
             CLAIMS.get(case["unit"], {}).get("text", "—"),
         ])
@@ -302,6 +310,11 @@ def plot(run: dict, path: Path, bench: dict[str, dict] | None = None) -> Path:
             ax.barh(ys, ends, color=colors, alpha=0.35, hatch="//", height=0.6,
                     label="+ kernel (stacks, page tables)")
         ax.barh(ys, vals, color=colors, height=0.6)
+        cpu = [f.get(field.replace("_us", "_cpu_us")) if field.endswith("_us") else None
+               for f in figs]
+        if any(cpu):
+            ax.barh(ys, [c if c and c > 0 else math.nan for c in cpu], color="black",
+                    height=0.15, label="CPU time (what load on the machine moves least)")
         for y, v, end, m, c in zip(ys, vals, ends, figs, cases, strict=True):
             if not math.isnan(v):
                 ax.annotate(_bar_text(field, v, m, c), (end, y), xytext=(3, 0),

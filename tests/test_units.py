@@ -53,8 +53,8 @@ def memory_per_unit() -> dict[str, dict]:
 def test_create_and_switch_give_positive_times_for_a_tiny_n(name):
     for figure, n in (("create", 50), ("switch", 200)):
         res = units.measure(name, figure, n=n, values=2, warmups=0)
-        assert res["n"] == n and len(res["values"]) == 2
-        assert all(v > 0 for v in res["values"]), res
+        assert res["n"] == n and len(res["values"]) == len(res["cpu_values"]) == 2
+        assert all(v > 0 for v in res["values"] + res["cpu_values"]), res
     assert len(res["kernel_switches"]) == 2
     assert own_children() == []
 
@@ -89,6 +89,13 @@ def test_a_process_switch_makes_kernel_switches_and_a_goroutine_switch_on_one_p_
     assert per_switch("gevent") < 0.05
     assert per_switch("thread") > 0.5
     assert per_switch("process") > 0.5
+
+
+def test_a_process_costs_more_cpu_to_create_than_a_thread_and_a_thread_than_a_goroutine():
+    def cpu_us(name, n):
+        return min(units.measure(name, "create", n=n, values=3, warmups=0)["cpu_values"])
+
+    assert cpu_us("process", 20) > cpu_us("thread", 200) > cpu_us("goroutine", 2000)
 
 
 def test_calibration_grows_n_until_a_value_takes_min_time():

@@ -12,8 +12,9 @@ def case(unit: str, strategy: str | None, memory: float, held: int = 1000,
          stop: str = "memory", metric: str = "rss") -> dict:
     return {
         "unit": unit, "label": f"{unit} label", "strategy": strategy,
-        "create": {"n": 100, "values": [2.0, 1.0, 3.0]},
-        "switch": {"n": 100, "values": [0.5, 0.7], "kernel_switches": [0.0, 0.0]},
+        "create": {"n": 100, "values": [2.0, 1.0, 3.0], "cpu_values": [1.0, 1.0, 1.5]},
+        "switch": {"n": 100, "values": [0.5, 0.7], "cpu_values": [0.4, 0.6],
+                   "kernel_switches": [0.0, 0.0]},
         "memory": {"metric": metric, "n": 100, "values": [memory, memory * 1.1, memory * 0.9],
                    "kernel_values": [16384.0, 16384.0, 16384.0]},
         "hold": {"held": held, "stop": {"kind": stop, "detail": f"{stop} detail"},
@@ -103,7 +104,7 @@ def test_the_why_table_has_medians_claims_and_the_bench_beside_each_unit():
     rows = report.why_rows(run, {"thread": {"bytes": 33 * 1024, "connections": 10_000,
                                             "metric": "rss"}})
     g, t, p, gv = rows
-    assert g[:3] == ["goroutine label", "2", "0.6"]  # medians of create, switch
+    assert g[:3] == ["goroutine label", "2 (CPU 1)", "0.6 (CPU 0.5)"]  # medians
     assert g[3] == "0.00" and g[4] == "800 B rss + 16 KiB kernel"
     assert g[6] == "≥ 2,600,000 (memory budget)"  # a budget stopped it: at least that many
     assert "2 KB stack" in g[7] and "tens of ns" in g[7]
@@ -118,10 +119,11 @@ def test_the_why_table_has_medians_claims_and_the_bench_beside_each_unit():
 
 def test_a_figure_not_measured_shows_a_dash():
     c = case("asyncio", "asyncio", 1200.0)
-    c["switch"] = {"n": None, "values": [], "kernel_switches": []}
+    c["switch"] = {"n": None, "values": [], "kernel_switches": []}  # a run without CPU
+    c["create"].pop("cpu_values")
     c["hold"] = None
     [row] = report.why_rows(units_run(c))
-    assert row[2] == row[3] == row[6] == "—"
+    assert row[2] == row[3] == row[6] == "—" and row[1] == "2"
 
 
 def test_the_plot_is_written_with_bench_markers(tmp_path):
