@@ -1,4 +1,4 @@
-"""``python -m bench.footprint``: the memory and shutdown figures of one strategy."""
+"""``python -m tools.footprint``: the memory and shutdown figures of one strategy."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.servers.support import ROOT
 
 def _footprint(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bench.footprint", *argv], cwd=ROOT, capture_output=True,
+        [sys.executable, "-m", "tools.footprint", *argv], cwd=ROOT, capture_output=True,
         text=True, timeout=120,
     )
 

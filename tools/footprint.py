@@ -1,4 +1,4 @@
-"""``python -m bench.footprint STRATEGY``: a server's memory at rest and under idle connections,
+"""``python -m tools.footprint STRATEGY``: a server's memory at rest and under idle connections,
 and how it shuts down.
 
 Starts ``python -m servers STRATEGY --port 0``, then measures, with psutil over the
@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = _Parser(prog="python -m bench.footprint", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m tools.footprint", description=__doc__.splitlines()[0])
     p.add_argument("strategy")
     p.add_argument("--connections", type=int, default=1000, help="idle connections (1000)")
     p.add_argument("--term-connections", type=int, default=100,

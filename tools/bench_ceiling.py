@@ -1,12 +1,13 @@
 """The loadgen's own ceilings (a benchmark, not a test; pytest does not collect it).
 
-    .venv/bin/python tests/loadgen/bench_ceiling.py closed [--repeat 3]
+    .venv/bin/python tools/bench_ceiling.py closed [--repeat 3]
         one worker, closed loop, 100 connections; asyncio server pinned to CPU 0, the
         loadgen (master + worker) to CPU 1.  Prints verified msgs/s and msgs per worker
         CPU-second (target >= 20,000).
-    .venv/bin/python tests/loadgen/bench_ceiling.py open --rates 5000 10000 15000
+    .venv/bin/python tools/bench_ceiling.py open --rates 5000 10000 15000
         2 workers, open loop, 10,000 persistent connections, nothing pinned.  Prints,
-        per rate, achieved rate, worker CPU, uncorrected/corrected p50 and p99, saturation.
+        per rate, achieved rate, worker CPU, uncorrected/corrected p50 and p99, and whether
+        the loadgen was at its limit.
 
 Each run starts `python -m servers asyncio` and `python -m loadgen` as subprocesses.
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
@@ -92,7 +93,7 @@ def open_loop(rates: list[float]) -> None:
               f"errors {sum(r['errors'].values())}, worker CPU {cpu}, server CPU "
               f"{r['server_cpu_percent']}%, uncorrected p50/p99 "
               f"{u['p50']}/{u['p99']} us, corrected p50/p99 {c['p50']}/{c['p99']} us, "
-              f"saturated: {r['saturation_reason']}", flush=True)
+              f"loadgen limit: {'; '.join(r['limit']['reasons']) or 'no'}", flush=True)
 
 
 def main() -> None:
