@@ -15,9 +15,9 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 from time import perf_counter
 
 import gevent
@@ -27,6 +27,7 @@ from locust.event import Events
 from locust.exception import RPCError
 
 import loadgen
+from common.files import atomic_write
 from common.host import boot_id
 from loadgen import result
 from loadgen.config import Config, split_hostport
@@ -216,21 +217,7 @@ class Master:
 
 
 def write_json_atomic(path: str, data: dict) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".loadgen-", suffix=".json", dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write((json.dumps(data, indent=1) + "\n").encode(), Path(path))
 
 
 def run_master(cfg: Config) -> int:
