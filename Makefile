@@ -29,7 +29,7 @@ bench-capacity: $(STAMP)
 micro: $(STAMP)
 	$(PY) runner.py micro
 
-# What one goroutine, task, greenlet, thread and process cost here (~10 min; see README).
+# What one goroutine, task, greenlet, thread and process cost here (~5 min; see README).
 units: $(STAMP)
 	$(PY) runner.py units
 

@@ -95,6 +95,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a bench run whose memory per connection goes beside the units'")
     p.add_argument("--show", metavar="RUN",
                    help="print the table and plot of a stored units run; measure nothing")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help=f"directory for the run file (default {store.RUNS_DIR})")
 
@@ -192,8 +193,8 @@ def _bench_memory(ref: str | None) -> dict | None:
     return report.bench_memory(bench_run)
 
 
-def _show(run: dict, bench: dict | None, out_dir: Path) -> Path:
-    print(report.why_table(run, bench))
+def _show(run: dict, bench: dict | None, out_dir: Path, markdown: bool) -> Path:
+    print(report.why_table(run, bench, "github" if markdown else "simple"))
     path = report.plot(run, out_dir / run["id"] / "units.png", bench)
     print(f"plot: {path}")
     return path
@@ -209,7 +210,7 @@ def run(args) -> int:
             shown, path = report.load(args.show)
         except store.RunFileError as e:
             raise UsageError(f"--show: {e}") from None
-        _show(shown, bench, path.parent)
+        _show(shown, bench, path.parent, args.markdown)
         return 0
     budget = _budget(args)
     config = {"units": args.units, "figures": args.figures, "processes": args.processes,
@@ -244,7 +245,7 @@ def run(args) -> int:
     doc["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     doc["summary"] = {"missing": missing, "duration_s": round(time.monotonic() - t0, 1)}
     path = report.save(doc, args.out)
-    _show(doc, bench, out_dir)
+    _show(doc, bench, out_dir, args.markdown)
     print(f"saved {path} ({doc['summary']['duration_s']:.0f} s)")
     if missing:
         print(f"error: no value for: {', '.join(missing)}", file=sys.stderr)

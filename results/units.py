@@ -251,8 +251,9 @@ def why_rows(run: dict, bench: dict[str, dict] | None = None) -> list[list[str]]
 
 def why_table(run: dict, bench: dict[str, dict] | None = None, fmt: str = "simple") -> str:
     """The why table as text (``fmt``: a tabulate format, e.g. ``github`` for Markdown)."""
+    wrap = None if fmt == "github" else [None] * 7 + [40]  # a Markdown cell is one line
     return tabulate(why_rows(run, bench), headers=HEADERS, tablefmt=fmt,
-                    disable_numparse=True, maxcolwidths=[None] * 7 + [40])
+                    disable_numparse=True, maxcolwidths=wrap)
 
 
 # ---------------------------------------------------------------- the plot
@@ -273,7 +274,7 @@ def _bar_text(field: str, v: float, m: dict, case: dict) -> str:
     if field == "held":
         hold = case["hold"]
         return f"{'' if hold['stop']['kind'] == 'limit' else '≥'}{v:,.0f} ({hold['stop']['kind']})"
-    text = f"{v:.3g} µs"
+    text = f"{fmt_us(v)} µs"
     if field == "switch_us" and m["kernel_switches"] is not None:
         text += f", {m['kernel_switches']:.2f} kernel switches"
     return text

@@ -223,8 +223,8 @@ def test_runner_units_writes_a_valid_run_the_why_table_and_the_plot(tmp_path, mo
     assert "1.17 KiB rss (goroutine @ 1,000)" in r.stdout
     assert (tmp_path / run["id"] / "units.png").stat().st_size > 10_000
     assert f"saved {path}" in r.stdout
-    again = runner_cmd("units", "--show", run["id"], runs=tmp_path)
-    assert again.returncode == 0 and "≥ 30 (tasks budget)" in again.stdout
+    again = runner_cmd("units", "--show", run["id"], "--markdown", runs=tmp_path)
+    assert again.returncode == 0 and "| ≥ 30 (tasks budget)" in again.stdout
 
 
 @pytest.mark.parametrize("argv,msg", [
