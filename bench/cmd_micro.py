@@ -19,24 +19,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tabulate import tabulate
 
-from bench import UsageError, side
+from bench import UsageError, side, worker
 from results import stats, store
 from results.compare import fmt_value
 
 HELP = "run the goroutine runtime's micro-benchmarks in fresh processes and save a micro run"
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKER_TIMEOUT_S = 180.0
 
 
@@ -131,28 +127,7 @@ def run_worker(name: str, procs: int, args, loops: int | None,
         cmd += ["--loops", str(loops)]
     if aloops:
         cmd += ["--asyncio-loops", str(aloops)]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.pop("GODEBUG", None)  # a schedtrace line every second would only add noise
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=WORKER_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise RuntimeError(f"worker timed out after {WORKER_TIMEOUT_S:.0f} s") from None
-    finally:
-        if proc.poll() is None:  # Ctrl-C while waiting: leave no worker behind
-            proc.kill()
-            proc.wait()
-    if proc.returncode != 0:
-        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-        raise RuntimeError(lines[-1] if lines else f"worker exited with {proc.returncode}")
-    try:
-        return json.loads(out.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        raise RuntimeError("worker printed no result") from None
+    return worker.run_json(cmd, WORKER_TIMEOUT_S)
 
 
 def _ratio_median(case: dict) -> float | None:

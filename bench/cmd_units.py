@@ -21,17 +21,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import UsageError
+from bench import UsageError, worker
 from bench.cmd_micro import _nonneg, _positive, _seconds
 from bench.units import FIGURES, GIB, UNITS, Budget, default_tasks
 from results import store
@@ -39,7 +36,6 @@ from results import units as report
 
 HELP = "measure what one goroutine, task, greenlet, thread and process cost on this machine"
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKER_TIMEOUT_S = 300.0  # a memory figure of 10,000 threads takes ~15 s on a loaded machine
 HOLD_SLACK_S = 120.0  # a hold worker may outlive its time budget by releasing and reaping
 
@@ -115,32 +111,6 @@ def _worker_cmd(unit: str, figure: str, args, budget: Budget) -> list[str]:
     cmd += ["--values", str(args.values), "--warmups", str(args.warmups),
             "--min-time", str(args.min_time)]
     return cmd + (["--n", str(args.n)] if args.n else [])
-
-
-def _run_worker(cmd: list[str], timeout: float) -> dict:
-    """Run one worker process; its result dict, or RuntimeError with a one-line reason."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.pop("GODEBUG", None)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise RuntimeError(f"worker timed out after {timeout:.0f} s") from None
-    finally:
-        if proc.poll() is None:  # Ctrl-C while waiting: leave no worker behind
-            proc.kill()
-            proc.wait()
-    if proc.returncode != 0:
-        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-        raise RuntimeError(lines[-1] if lines else f"worker exited with {proc.returncode}")
-    try:
-        return json.loads(out.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        raise RuntimeError("worker printed no result") from None
 
 
 def _new_case(name: str) -> dict:
@@ -233,7 +203,7 @@ def run(args) -> int:
               file=sys.stderr, flush=True)
         timeout = budget.seconds + HOLD_SLACK_S if figure == "hold" else WORKER_TIMEOUT_S
         try:
-            res = _run_worker(_worker_cmd(name, figure, args, budget), timeout)
+            res = worker.run_json(_worker_cmd(name, figure, args, budget), timeout)
         except RuntimeError as e:
             case["errors"].append(f"{figure}: {e}")
             print(f" FAILED: {e}", file=sys.stderr)

@@ -18,11 +18,12 @@ on stderr and exits 1 (2 for bad arguments).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
 from collections.abc import Callable
+
+from bench.worker import emit
 
 MAX_LOOPS = 1 << 30
 
@@ -105,15 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.name not in BENCHMARKS:
         print(f"micro_worker: no benchmark named {args.name!r}", file=sys.stderr)
         return 2
-    try:
-        result = measure(args.name, args.procs, args.values, max(0, args.warmups),
-                         args.min_time, args.loops, args.asyncio_loops)
-    except Exception as e:  # a runtime bug: one line for the parent, which records it
-        msg = str(e).splitlines()[0] if str(e) else ""
-        print(f"micro_worker: {args.name}: {type(e).__name__}: {msg}", file=sys.stderr)
-        return 1
-    print(json.dumps(result), flush=True)
-    return 0
+    return emit(f"micro_worker: {args.name}", lambda: measure(
+        args.name, args.procs, args.values, max(0, args.warmups), args.min_time, args.loops,
+        args.asyncio_loops))
 
 
 if __name__ == "__main__":

@@ -44,9 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import gc
-import json
 import os
 import resource
 import signal
@@ -60,15 +58,15 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from bench.micro_worker import calibrate
+from bench.worker import emit
+from common.proc import set_parent_death_signal
 
 FIGURES = ("create", "switch", "memory", "hold")
 GIB = 1 << 30
 FIRST_STEP = 1  # units parked by the hold search's first step; then it doubles
 MARGIN = 0.9  # share of a budget's projected room that one step may take
 SMALL_STACK = 256 * 1024  # servers/thread.py's default --thread-stack
-PR_SET_PDEATHSIG = 1
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 # ---------------------------------------------------------------- readings
@@ -636,7 +634,7 @@ def fork_child(body: Callable[[], Any]) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        set_parent_death_signal()
         if os.getppid() == parent:
             body()
             status = 0
@@ -865,15 +863,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--floor-bytes", type=int, default=Budget.floor)
     args = p.parse_args(argv)
     budget = Budget(args.budget_bytes, args.budget_s, args.budget_tasks, args.floor_bytes)
-    try:
-        result = measure(args.unit, args.figure, args.n, args.values, max(0, args.warmups),
-                         args.min_time, budget)
-    except Exception as e:  # one line for the parent, which records it
-        msg = str(e).splitlines()[0] if str(e) else ""
-        print(f"units: {args.unit} {args.figure}: {type(e).__name__}: {msg}", file=sys.stderr)
-        return 1
-    print(json.dumps(result), flush=True)
-    return 0
+    return emit(f"units: {args.unit} {args.figure}", lambda: measure(
+        args.unit, args.figure, args.n, args.values, max(0, args.warmups), args.min_time,
+        budget))
 
 
 if __name__ == "__main__":

@@ -35,12 +35,12 @@ def _now() -> dt.datetime:
 
 
 def new_run(kind: str, config: dict) -> dict:
-    """A fresh run document of ``kind`` ("bench", "micro" or "regress") with no cases yet.
+    """A fresh run document of ``kind`` ("bench", "micro", "regress", "units"), no cases yet.
 
     The id is ``<UTC yyyymmdd-hhmmss>-<short sha>``; if a run with that id already exists
     in :data:`RUNS_DIR`, ``-2``, ``-3``… is appended.
     """
-    if kind not in ("bench", "micro", "regress"):
+    if kind not in ("bench", "micro", "regress", "units"):
         raise ValueError(f"unknown run kind {kind!r}")
     now = _now()
     git = git_info()

@@ -37,6 +37,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
+from common.files import atomic_write  # noqa: E402
 from results import schema, store  # noqa: E402
 
 KIND = "units"
@@ -102,9 +103,7 @@ CLAIMS["thread-256k"] = CLAIMS["thread"]
 
 def new_run(config: dict) -> dict:
     """A fresh units run document: the envelope of every run, ``kind: "units"``."""
-    run = store.new_run("micro", config)  # same envelope and id rule; the kind is ours
-    run["kind"] = KIND
-    return run
+    return store.new_run(KIND, config)
 
 
 def validate(run: Any, where: str = "units run") -> None:
@@ -123,7 +122,7 @@ def save(run: dict, out_dir: Path | None = None) -> Path:
     """Validate and atomically write ``run`` to ``<out_dir or RUNS_DIR>/<id>.json``."""
     validate(run, f"units run {run.get('id', '?')}")
     target = Path(out_dir or store.RUNS_DIR) / f"{run['id']}.json"
-    store.atomic_write(json.dumps(run, indent=1, allow_nan=False).encode(), target)
+    atomic_write(json.dumps(run, indent=1, allow_nan=False).encode(), target)
     return target
 
 
