@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
         signal.signal(s, _exit_quietly)
     try:
         if argv[:1] == ["worker"]:
-            host, port, with_parent = parse_worker(argv[1:])
+            args = parse_worker(argv[1:])
         else:
             cfg = parse(argv)
     except UsageError as e:
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["worker"]:
         from loadgen.worker import run_worker
 
-        return run_worker(host, port, with_parent)
+        return run_worker(args)
     from loadgen.master import run_master
 
     return run_master(cfg)

@@ -6,6 +6,9 @@ on ``time.monotonic()``'s clock, which every process of one boot shares, so a ru
 same host can read its own counters at exactly those instants. `limit` says whether the
 loadgen itself was at its limit (a worker's CPU, or timed sends leaving late): then what it
 measured is partly its own cost, and a throughput is only a lower bound.
+`lost_workers` names the workers lost during the case (the figures are the survivors',
+over a window ended early) and `late_workers` those refused because they joined after the
+case had started; see ``loadgen.crew``.
 """
 
 from __future__ import annotations
@@ -40,13 +43,28 @@ def _window(finals: list[dict], master: dict | None) -> dict | None:
     return None
 
 
+def _worker(f: dict) -> dict:
+    """One worker's line: where its load came from and what it measured."""
+    errors = sum(f["errors"].values()) + sum(f["connect_errors"].values())
+    return {
+        "index": f["index"], "host": f.get("host"), "address": f.get("address", ""),
+        "pid": f["pid"], "connections": f["connections"], "messages": f["messages"],
+        "errors": errors, "errors_by_kind": f["errors"],
+        "connect_errors": f["connect_errors"], "cpu_percent": f["cpu_percent"],
+        "late_p50_us": f.get("late_p50_us", 0), "late_p99_us": f.get("late_p99_us", 0),
+        "histogram_count": histogram.merge([f["corrected"]]).get_total_count(),
+    }
+
+
 def assemble(cfg: dict, ramp: dict, finals: list[dict], buckets: dict[int, list[str]],
-             master: dict | None = None) -> dict:
+             master: dict | None = None, lost: list[dict] = (),
+             late: list[dict] = ()) -> dict:
     """Merge the workers' final reports into one result.
 
     `ramp` holds connected, served, ramp_timed_out and ramp_s; `buckets` maps interval
     index to the encoded histograms received for it from all workers; `master` holds the
-    master's ``boot_id`` and the ``start``/``end`` of the measure phase on its clock.
+    master's ``boot_id`` and the ``start``/``end`` of the measure phase on its clock;
+    `lost` and `late` are the crew's records (``loadgen.crew.Crew``).
     """
     finals = sorted(finals, key=lambda f: f["index"])
     measure_s = max((f["measure_s"] for f in finals), default=0.0)
@@ -61,10 +79,10 @@ def assemble(cfg: dict, ramp: dict, finals: list[dict], buckets: dict[int, list[
     target = cfg["rate"] if cfg["mode"] == "open" else None
 
     intervals = []
-    n_int = max(1, int(-(-cfg["duration"] // INTERVAL_S)))
+    n_int = max(1, int(-(-measure_s // INTERVAL_S)))
     for i in range(n_int):
         h = histogram.merge(buckets.get(i, []))
-        length = min(INTERVAL_S, cfg["duration"] - i * INTERVAL_S)
+        length = min(INTERVAL_S, measure_s - i * INTERVAL_S)
         n = h.get_total_count()
         intervals.append({
             "t": round(i * INTERVAL_S, 3),
@@ -76,7 +94,7 @@ def assemble(cfg: dict, ramp: dict, finals: list[dict], buckets: dict[int, list[
 
     reasons = []
     for f in finals:
-        if f["cpu_percent"] > CPU_LIMIT:
+        if (f["cpu_percent"] or 0.0) > CPU_LIMIT:
             reasons.append(f"worker {f['index']} CPU {f['cpu_percent']:.0f}% > {CPU_LIMIT:.0f}%")
         if f.get("late_p50_us", 0) > LATE_LIMIT_US:
             reasons.append(
@@ -115,15 +133,10 @@ def assemble(cfg: dict, ramp: dict, finals: list[dict], buckets: dict[int, list[
             "uncorrected": histogram.encode(uncorrected),
         },
         "intervals": intervals,
-        "workers": [
-            {"index": f["index"], "host": f.get("host"), "pid": f["pid"],
-             "connections": f["connections"], "messages": f["messages"],
-             "errors": sum(f["errors"].values()) + sum(f["connect_errors"].values()),
-             "cpu_percent": f["cpu_percent"], "late_p50_us": f.get("late_p50_us", 0),
-             "late_p99_us": f.get("late_p99_us", 0)}
-            for f in finals
-        ],
+        "workers": [_worker(f) for f in finals],
         "limit": {"bound": bool(reasons), "reasons": reasons},
+        "lost_workers": list(lost),
+        "late_workers": list(late),
     }
 
 
@@ -150,8 +163,16 @@ def human(r: dict) -> str:
             f"latency {kind:11s} µs p50 {s['p50']} p90 {s['p90']} p99 {s['p99']} "
             f"p99.9 {s['p99.9']} max {s['max']} (n={s['count']})"
         )
-    cpu = ", ".join(f"w{w['index']} {w['cpu_percent']:.0f}%" for w in r["workers"])
-    lines.append(f"worker CPU {cpu}")
+    for w in r["workers"]:
+        cpu = "-" if w["cpu_percent"] is None else f"{w['cpu_percent']:.0f}%"
+        lines.append(f"worker {w['index']} {w['host']} {w['address']} pid {w['pid']}: "
+                     f"{w['connections']} conns, {w['messages']} msgs, {w['errors']} errors, "
+                     f"CPU {cpu}, late p50 {w['late_p50_us']} µs")
+    for w in r["lost_workers"]:
+        lines.append(f"WORKER LOST: {w['index']} {w['host']} {w['address']} pid {w['pid']} "
+                     f"during {w['phase']} ({w['why']}): figures are the survivors'")
+    for w in r["late_workers"]:
+        lines.append(f"late worker refused: {w['host']} during {w['phase']}")
     if rate["target"] is not None and rate["achieved"] < 0.99 * rate["target"]:
         lines.append(f"RATE NOT HELD: {rate['achieved']:.0f} of {rate['target']:.0f} msg/s")
     if r["limit"]["bound"]:

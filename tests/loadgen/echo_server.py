@@ -1,8 +1,9 @@
-"""Test echo servers, run as subprocesses: `python echo_server.py MODE [--every N]`.
+"""Test echo servers, run as subprocesses: `python echo_server.py MODE [--every N] [--host H]`.
 
 Prints one JSON line `{"event": "listening", "port": P, "pid": X}` when ready (as the
 servers package does), then serves until SIGTERM, and then prints
-`{"event": "stopped", "accepted": N}`: the connections it accepted.  Modes:
+`{"event": "stopped", "accepted": N, "peers": {ADDRESS: N}}`: the connections it
+accepted, in all and by the client's address.  Modes:
   echo     plain asyncio echo (fd soft limit raised to hard)
   corrupt  echo, but flips one byte of every Nth chunk written
   refuse   a bound socket that never listens: every connect is refused
@@ -26,7 +27,7 @@ def ready(port: int) -> None:
     print(json.dumps({"event": "listening", "port": port, "pid": os.getpid()}), flush=True)
 
 
-async def serve(mode: str, every: int) -> None:
+async def serve(mode: str, every: int, host: str) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -41,10 +42,13 @@ async def serve(mode: str, every: int) -> None:
     loop.add_signal_handler(signal.SIGUSR1, on_usr1)
     chunks = {"n": 0}
     accepted = 0
+    peers: dict[str, int] = {}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal accepted
         accepted += 1
+        peer = writer.get_extra_info("peername")[0]
+        peers[peer] = peers.get(peer, 0) + 1
         served = 0
         try:
             while True:
@@ -71,28 +75,29 @@ async def serve(mode: str, every: int) -> None:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+    server = await asyncio.start_server(handle, host, 0, backlog=4096)
     ready(server.sockets[0].getsockname()[1])
     async with server:
         await stop.wait()
-    print(json.dumps({"event": "stopped", "accepted": accepted}), flush=True)
+    print(json.dumps({"event": "stopped", "accepted": accepted, "peers": peers}), flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["echo", "corrupt", "refuse", "reset", "silent", "stall"])
     p.add_argument("--every", type=int, default=10)
+    p.add_argument("--host", default="127.0.0.1")
     a = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if a.mode == "refuse":
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))  # bound, never listening: connects get RST
+        s.bind((a.host, 0))  # bound, never listening: connects get RST
         ready(s.getsockname()[1])
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         signal.sigwait({signal.SIGTERM, signal.SIGINT})
         sys.exit(0)
-    asyncio.run(serve(a.mode, a.every))
+    asyncio.run(serve(a.mode, a.every, a.host))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 
@@ -22,12 +23,20 @@ BAD = [
     (["--port", "1", "--connections", "2", "--mode", "open"], "--rate"),
     (["--port", "1", "--connections", "2", "--rate", "10"], "--rate"),
     (["--port", "1", "--connections", "2", "--mode", "sideways"], "--mode"),
-    (["--port", "1", "--connections", "2", "--remote-workers", "2"], "--remote-workers"),
+    (["--port", "1", "--connections", "2", "--remote-workers", "3"], "--remote-workers"),
+    (["--port", "1", "--connections", "2", "--workers", "0"], "--workers 0"),
+    (["--port", "1", "--connections", "2", "--ramp-rate", "1e-300"], "--ramp-rate"),
+    (["--port", "1", "--connections", "2", "--ramp-timeout", "1e300"], "--ramp-timeout"),
+    (["--port", "1", "--connections", "2", "--join-timeout", "nan"], "--join-timeout"),
     (["--port", "1", "--connections", "2", "--duration", "-1"], "--duration"),
     (["--port", "1", "--connections", "30000", "--workers", "1"], "fd"),
     (["--port", "1", "--connections", "2", "--json-out", "/nonexistent/dir/r.json"], "json-out"),
+    (["--port", "1", "--connections", "2", "--json-out", "/proc/r.json"], "cannot write"),
+    (["--port", "1", "--connections", "2", "--json-out", "/tmp"], "is a directory"),
     (["--port", "1", "--connections", "2", "--host", "no.such.host.invalid"], "--host"),
     (["worker", "--master", "nocolon"], "--master"),
+    (["worker", "--master", "127.0.0.1:0"], "--master"),
+    (["worker", "--master", "127.0.0.1:1", "--join-timeout", "0"], "--join-timeout"),
 ]
 
 
@@ -68,7 +77,7 @@ def test_signal_stops_master_and_workers(asyncio_server, kill_on_exit, tmp_path,
     for line in p.stderr:
         event = json.loads(line)
         assert set(event) == PROGRESS_KEYS and event["event"] == "progress"
-        assert event["phase"] in ("ramp", "warmup", "measure", "drain")
+        assert event["phase"] in ("join", "ramp", "warmup", "measure", "drain")
         if event["phase"] == "measure":
             break
     children = psutil.Process(p.pid).children(recursive=True)
@@ -94,14 +103,36 @@ def test_worker_started_by_hand_joins_the_master(asyncio_server, kill_on_exit):
     line = json.loads(p.stderr.readline())
     assert line["event"] == "waiting_for_workers"
     w = subprocess.Popen([*loadgen_cmd(0)[:3], "worker", "--master",
-                          f"{line['host']}:{line['port']}"], cwd=ROOT, start_new_session=True)
+                          f"{line['host']}:{line['port']}", "--join-timeout", "1"],
+                         cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True)
     kill_on_exit(w)
     out, err = p.communicate(timeout=150)
     assert p.returncode == 0, err
     r = json.loads(out)
     assert [x["connections"] for x in r["workers"]] == [3, 3]
     assert r["connections"]["served"] == 6 and r["messages"] > 0
-    assert w.wait(timeout=15) == 0  # the master's quit ends the hand-started worker too
+    # After the case it waits for the next master, and exits 0 when none comes.
+    assert w.wait(timeout=15) == 0
+    said = [ln.split(": ", 1)[1] for ln in w.stderr.read().splitlines()]
+    where = f"{line['host']}:{line['port']}"
+    assert said == [f"waiting for the master at {where} (up to 1 s)",
+                    f"case 1 done; waiting for the next master at {where} (up to 1 s)",
+                    f"no master at {where} for 1 s after 1 case(s): exiting"]
+
+
+def test_worker_with_no_master_says_it_waits_and_gives_up():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # a port nobody listens on
+        port = s.getsockname()[1]
+        t0 = time.monotonic()
+        p = subprocess.run([*loadgen_cmd(0)[:3], "worker", "--master", f"127.0.0.1:{port}",
+                            "--join-timeout", "1.5"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert p.returncode == 1
+    assert p.stderr.splitlines() == [
+        f"loadgen worker: waiting for the master at 127.0.0.1:{port} (up to 1.5 s)",
+        f"loadgen worker: no master at 127.0.0.1:{port} within 1.5 s: giving up"]
+    assert time.monotonic() - t0 < 1.5 + 15  # the wait, plus the interpreter's start
 
 
 def test_workers_die_with_a_killed_master(asyncio_server, kill_on_exit):
@@ -117,6 +148,29 @@ def test_workers_die_with_a_killed_master(asyncio_server, kill_on_exit):
     children = psutil.Process(p.pid).children(recursive=True)
     assert len(children) == 2
     p.kill()  # SIGKILL: the master cleans up nothing
+    p.wait(timeout=10)
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.3])
+def test_workers_die_with_a_master_killed_right_after_spawning_them(asyncio_server,
+                                                                   kill_on_exit, delay):
+    """The parent-death signal is set before the worker's imports: a master killed while
+    its workers still import leaves none behind."""
+    p = subprocess.Popen(
+        loadgen_cmd(asyncio_server.port, "--connections", "4", "--duration", "60",
+                    "--workers", "2"),
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    kill_on_exit(p)
+    master = psutil.Process(p.pid)
+    deadline = time.monotonic() + 60
+    while len(children := master.children(recursive=True)) < 2:
+        assert time.monotonic() < deadline, "the master started no workers"
+        time.sleep(0.01)
+    time.sleep(delay)
+    p.kill()
     p.wait(timeout=10)
     gone, alive = psutil.wait_procs(children, timeout=5)
     assert not alive

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.loadgen.conftest import run_loadgen
+import json
+import subprocess
+
+from tests.loadgen.conftest import ROOT, loadgen_cmd, run_loadgen
 
 SHORT = ("--duration", "2", "--warmup", "0", "--workers", "1")
 
@@ -16,8 +19,15 @@ def test_corrupted_byte_counted_as_corrupt(fault_server):
 
 
 def test_refused_connections_counted_and_ramp_times_out(fault_server):
+    """Nothing connected: the result is kept for inspection, the exit code says failure."""
     s = fault_server("refuse")
-    r = run_loadgen(s.port, "--connections", "3", "--ramp-timeout", "1.5", *SHORT)
+    p = subprocess.run(loadgen_cmd(s.port, "--connections", "3", "--ramp-timeout", "1.5",
+                                   *SHORT, "--json"),
+                       cwd=ROOT, capture_output=True, text=True, timeout=150)
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines()[-1].startswith(
+        "loadgen: error: 0 of 3 connections established to 127.0.0.1:")
+    r = json.loads(p.stdout)
     assert r["connect_errors"]["refused"] >= 3
     assert r["connections"]["ramp_timed_out"]
     assert r["connections"]["connected"] == 0

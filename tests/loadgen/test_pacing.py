@@ -21,7 +21,8 @@ def _has_the_agreed_keys(r: dict) -> None:
     against them)."""
     assert set(r) == {"config", "connections", "connect_errors", "errors", "measure_s",
                       "window", "messages", "bytes", "rate", "fairness", "latency_us",
-                      "histograms", "intervals", "workers", "limit"}
+                      "histograms", "intervals", "workers", "limit", "lost_workers",
+                      "late_workers"}
     assert set(r["connections"]) == {"target", "connected", "served", "ramp_timed_out",
                                      "ramp_s"}
     assert set(r["connect_errors"]) == {"refused", "reset", "timeout", "other"}
@@ -34,8 +35,12 @@ def _has_the_agreed_keys(r: dict) -> None:
     for i in r["intervals"]:
         assert set(i) == {"t", "messages", "rate", "p50_us", "p99_us"}
     for w in r["workers"]:
-        assert set(w) == {"index", "host", "pid", "connections", "messages", "errors",
-                          "cpu_percent", "late_p50_us", "late_p99_us"}
+        assert set(w) == {"index", "host", "address", "pid", "connections", "messages",
+                          "errors", "errors_by_kind", "connect_errors", "cpu_percent",
+                          "late_p50_us", "late_p99_us", "histogram_count"}
+        assert w["address"] == "127.0.0.1"
+        assert w["histogram_count"] == w["messages"]
+    assert r["lost_workers"] == r["late_workers"] == []
     assert isinstance(r["limit"]["bound"], bool)
     w = r["window"]
     assert w["source"] == "workers"  # workers open their windows within ms of each other

@@ -1,0 +1,154 @@
+"""Hosts for tests of load from several machines: Linux network namespaces on a bridge.
+
+:class:`Topology` makes a hub namespace holding a bridge and, per host, a namespace with
+one veth into the bridge carrying an address from the RFC 2544 benchmarking range
+198.18.0.0/15. Nothing is added to the caller's own namespace: the addresses exist only
+inside the namespaces made here. :meth:`Topology.close` kills every process left in them
+and deletes every namespace, whatever happened before; a namespace left by a test process
+that was itself killed is removed by the next one (:func:`sweep`).
+
+Processes run in a host with :meth:`Topology.popen` (``ip netns exec``, and the host's
+own hostname where ``unshare`` exists, so each reports a name of its own); their pid is
+the command's own (every step execs).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+PREFIX = "c10k-mh-"
+NETNS_DIR = Path("/run/netns")
+NET = "198.18.0.0/15"
+PREFIXLEN = 16
+
+
+class Unavailable(Exception):
+    """Namespaces cannot be made here; str(e) says why (a test skips with it)."""
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30,
+                          check=check)
+
+
+def why_unavailable() -> str | None:
+    """Why this machine cannot build the topology (``None``: it can)."""
+    if shutil.which("ip") is None:
+        return "no 'ip' command (iproute2)"
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    return None
+
+
+def sweep() -> list[str]:
+    """Delete namespaces of this module left by test processes no longer alive."""
+    gone = []
+    for ns in _ip("netns", "list", check=False).stdout.split():
+        if not ns.startswith(PREFIX):
+            continue
+        owner = ns[len(PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            _kill_all(ns)
+            _ip("netns", "del", ns, check=False)
+            gone.append(ns)
+    return gone
+
+
+def _kill_all(ns: str) -> list[int]:
+    pids = [int(p) for p in _ip("netns", "pids", ns, check=False).stdout.split()]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pids
+
+
+class Topology:
+    """A bridge and hosts on it, each ``name -> address``; use as a context manager."""
+
+    def __init__(self) -> None:
+        why = why_unavailable()
+        if why:
+            raise Unavailable(why)
+        sweep()
+        self.tag = f"{PREFIX}{os.getpid()}-"
+        self.hub = self.tag + "hub"
+        self.hosts: dict[str, str] = {}
+        self.made: list[str] = []
+        self.procs: list[subprocess.Popen] = []
+        self.unshare = shutil.which("unshare")
+        try:
+            self._add_ns(self.hub)
+        except subprocess.CalledProcessError as e:
+            raise Unavailable(f"'ip netns add' failed: {e.stderr.strip()}") from None
+        _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.hub, "link", "set", "br0", "up")
+
+    def __enter__(self) -> Topology:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def ns(self, host: str) -> str:
+        return self.tag + host
+
+    def _add_ns(self, ns: str) -> None:
+        _ip("netns", "add", ns)
+        self.made.append(ns)
+        _ip("-n", ns, "link", "set", "lo", "up")
+
+    def add_host(self, name: str, address: str) -> str:
+        """A host ``name`` on the bridge at ``address`` (in 198.18.0.0/15); returns it."""
+        assert address.startswith(("198.18.", "198.19.")), f"{address} is not in {NET}"
+        ns = self.ns(name)
+        self._add_ns(ns)
+        port = f"v-{name}"
+        _ip("-n", self.hub, "link", "add", port, "type", "veth", "peer", "name", "eth0",
+            "netns", ns)
+        _ip("-n", self.hub, "link", "set", port, "master", "br0", "up")
+        _ip("-n", ns, "addr", "add", f"{address}/{PREFIXLEN}", "dev", "eth0")
+        _ip("-n", ns, "link", "set", "eth0", "up")
+        self.hosts[name] = address
+        return address
+
+    def argv(self, host: str, argv: list[str]) -> list[str]:
+        """``argv`` run on ``host`` (named ``host`` there when ``unshare`` exists)."""
+        inner = list(argv)
+        if self.unshare:
+            inner = [self.unshare, "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"',
+                     host, *inner]
+        return ["ip", "netns", "exec", self.ns(host), *inner]
+
+    def popen(self, host: str, argv: list[str], **kw) -> subprocess.Popen:
+        p = subprocess.Popen(self.argv(host, argv), **kw)
+        self.procs.append(p)
+        return p
+
+    def pids(self) -> list[int]:
+        """Every process alive in any host of the topology."""
+        out = []
+        for ns in self.made:
+            out += [int(p) for p in _ip("netns", "pids", ns, check=False).stdout.split()]
+        return out
+
+    def close(self) -> None:
+        """Kill what runs in the hosts, reap it, delete every namespace made."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+        for ns in self.made:
+            _kill_all(ns)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        for ns in reversed(self.made):
+            _ip("netns", "del", ns, check=False)
+        self.made.clear()
