@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import resource
 import signal
 import socket
 import sys
@@ -45,6 +44,7 @@ from locust.rpc import Message
 from locust.runners import WorkerRunner
 
 from common.host import boot_id
+from common.limits import raise_fd_limit
 from loadgen import histogram
 from loadgen.config import WorkerArgs, share_problem, worker_share
 from loadgen.recorder import Recorder
@@ -58,17 +58,6 @@ JOIN_RETRY_S = 1.0  # "client_ready" again (a master that was ending may have ea
 STALL_S = 0.5  # a check that woke this much late was itself held up: judge nothing
 MIN_CPU_WINDOW_S = 0.1  # shorter windows (cut at once) give no CPU figure
 locust.runners.WORKER_REPORT_INTERVAL = REPORT_INTERVAL_S
-
-
-def raise_fd_limit() -> int:
-    """Raise the soft fd limit to the hard one (Locust itself stops at 10,000)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            return soft
-    return hard
 
 
 def quiet_logging() -> None:

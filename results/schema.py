@@ -113,8 +113,16 @@ LOADGEN = _obj(
         },
         "workers": {"type": "array", "items": {"type": "object"}},
         "limit": _obj({"bound": BOOL, "reasons": {"type": "array", "items": STR}}),
+        "lost_workers": {"type": "array", "items": _obj(
+            {"index": INT, "host": STR, "address": STR, "pid": INT, "phase": STR, "at": NUM,
+             "why": STR})},
+        "late_workers": {"type": "array", "items": _obj({"host": STR, "phase": STR,
+                                                         "at": NUM})},
     }
 )
+# Results written before workers could be lost or late lack these two.
+LOADGEN["required"] = [k for k in LOADGEN["required"]
+                       if k not in ("lost_workers", "late_workers")]
 
 # One row of the server's sampled time series (every ~250 ms).
 SAMPLE = _obj(

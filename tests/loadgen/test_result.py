@@ -80,3 +80,32 @@ def test_window_comes_from_workers_sharing_the_masters_clock():
 def test_closed_loop_has_no_target_and_no_rate_verdict():
     r = _assemble([_final(0, [3, 3])], cfg={**CFG, "mode": "closed", "rate": None})
     assert r["rate"]["target"] is None and not r["limit"]["bound"]
+
+
+def test_each_worker_says_where_its_load_came_from_and_what_it_counted():
+    errors = {**dict.fromkeys(ERROR_KINDS, 0), "timeout": 2, "reset": 1}
+    connect = {**dict.fromkeys(CONNECT_KINDS, 0), "refused": 4}
+    f = {**_final(0, [3, 4]), "host": "w1", "address": "198.18.0.11", "errors": errors,
+         "connect_errors": connect}
+    [w] = _assemble([f])["workers"]
+    assert w["host"] == "w1" and w["address"] == "198.18.0.11"
+    assert w["errors"] == 7
+    assert w["errors_by_kind"] == errors and w["connect_errors"] == connect
+    assert w["messages"] == w["histogram_count"] == 7
+
+
+def test_a_window_cut_short_by_a_lost_worker_rates_over_what_was_measured():
+    """The survivors closed their windows at 0.75 s of a 2 s phase: the rate and the
+    intervals cover 0.75 s, the loss is carried, the late worker too."""
+    f = {**_final(0, [6]), "measure_s": 0.75}
+    lost = [{"index": 1, "host": "w2", "address": "198.18.0.12", "pid": 7, "phase": "measure",
+             "at": 11.5, "why": "silent for 1.6 s"}]
+    late = [{"host": "w3", "phase": "measure", "at": 10.5}]
+    r = assemble(CFG, RAMP, [f], {}, lost=lost, late=late)
+    assert r["measure_s"] == 0.75 and r["rate"]["achieved"] == 8.0
+    assert [i["t"] for i in r["intervals"]] == [0.0]
+    assert r["lost_workers"] == lost and r["late_workers"] == late
+    never_measured = assemble(CFG, RAMP, [{**_final(0, [0]), "measure_s": 0.0,
+                                           "cpu_percent": None}], {}, lost=lost)
+    assert never_measured["rate"]["achieved"] == 0.0
+    assert never_measured["limit"]["bound"] is False
