@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bench import UsageError, worker
 from bench.cmd_micro import _nonneg, _positive, _seconds
-from bench.units import FIGURES, GIB, UNITS, Budget, default_tasks
+from bench.units import FIGURES, GIB, UNITS, Budget, default_tasks, over_budget
 from results import store
 from results import units as report
 
@@ -183,6 +183,10 @@ def run(args) -> int:
         _show(shown, bench, path.parent, args.markdown)
         return 0
     budget = _budget(args)
+    for name in args.units:
+        for figure in args.figures:
+            if why := over_budget(name, figure, args.n, budget):
+                raise UsageError(f"--n: {why}")
     config = {"units": args.units, "figures": args.figures, "processes": args.processes,
               "values": args.values, "warmups": args.warmups, "min_time": args.min_time,
               "n": args.n, "budget": asdict(budget), "bench": args.bench,

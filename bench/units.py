@@ -187,6 +187,7 @@ class Unit(ABC):
     label: ClassVar[str]
     strategy: ClassVar[str | None] = None  # the bench strategy with one of these per connection
     kernel_task: ClassVar[bool] = False  # one kernel task (thread or process) per unit
+    create_holds: ClassVar[bool] = False  # create keeps every unit's task until it waits
     metric: ClassVar[str] = "rss"
     memory_n: ClassVar[int] = 10_000  # units parked by the memory figure by default
     # Whose CPU time and switches count: the thread doing the work (sysmon is left out).
@@ -541,6 +542,7 @@ class Process(Unit):
     label = "process (fork, as the fork server)"
     strategy = "fork"
     kernel_task = True
+    create_holds = True  # an exited child is a zombie until reaped
     metric = "pss"
     memory_n = 1_000
     scopes = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)  # children count once reaped
@@ -822,17 +824,36 @@ def timed(unit: Unit, figure: str, n: int | None, values: int, warmups: int,
     return res
 
 
+def over_budget(unit_name: str, figure: str, n: int | None, budget: Budget) -> str | None:
+    """Why ``n`` units of this figure would hold more threads or processes at once than the
+    task budget allows (memory parks n; create keeps n children until it reaps them, while
+    its threads end at once), or None. Without n, calibration stops far below any budget
+    (at the first 0.1 s value) and memory parks no more than the budget."""
+    unit = UNITS[unit_name]
+    holds = figure == "memory" or (figure == "create" and unit.create_holds)
+    if unit.kernel_task and holds and n and n > budget.tasks:
+        return (f"{unit_name} {figure} with n={n:,} would hold {n:,} threads or processes at "
+                f"once; the task budget is {budget.tasks:,}")
+    return None
+
+
 def measure(unit_name: str, figure: str, n: int | None = None, values: int = 3,
             warmups: int = 1, min_time: float = 0.1, budget: Budget | None = None) -> dict:
-    """One figure of one unit in this process: the dict ``python -m bench.units`` prints."""
+    """One figure of one unit in this process: the dict ``python -m bench.units`` prints.
+
+    Raises ``ValueError`` when :func:`over_budget` says n is too many."""
+    budget = budget or Budget()
+    if why := over_budget(unit_name, figure, n, budget):
+        raise ValueError(why)
     unit = UNITS[unit_name]
     out: dict[str, Any] = {"unit": unit_name, "figure": figure}
     if figure in ("create", "switch"):
         out |= timed(unit, figure, n, values, warmups, min_time)
     elif figure == "memory":
-        out |= unit.run(memory(unit, n or unit.memory_n))
+        default = min(unit.memory_n, budget.tasks) if unit.kernel_task else unit.memory_n
+        out |= unit.run(memory(unit, n or default))
     elif figure == "hold":
-        out |= unit.run(hold(unit, budget or Budget()))
+        out |= unit.run(hold(unit, budget))
     else:
         raise ValueError(f"no figure {figure!r}")
     return out

@@ -98,6 +98,13 @@ def test_a_process_costs_more_cpu_to_create_than_a_thread_and_a_thread_than_a_go
     assert cpu_us("process", 20) > cpu_us("thread", 200) > cpu_us("goroutine", 2000)
 
 
+def test_memory_parks_no_more_threads_than_the_task_budget_unless_told():
+    res = units.measure("thread", "memory", budget=Budget(tasks=50))
+    assert res["n"] == 50 and res["left"] == 0
+    with pytest.raises(ValueError, match="task budget is 50"):
+        units.measure("process", "memory", n=51, budget=Budget(tasks=50))
+
+
 def test_calibration_grows_n_until_a_value_takes_min_time():
     res = units.measure("goroutine", "create", values=1, warmups=0, min_time=0.02)
     assert res["n"] > 100  # one goroutine takes well under 0.2 ms
@@ -203,8 +210,8 @@ def test_runner_units_writes_a_valid_run_the_why_table_and_the_plot(tmp_path, mo
     ], ["thread", "goroutine"])
     bench_path = store.save_run(bench, tmp_path)
     r = runner_cmd("units", "--units", "goroutine,thread", "--processes", "2", "--values",
-                   "1", "--warmups", "0", "--n", "300", "--budget-gib", "0.004",
-                   "--budget-s", "5", "--budget-tasks", "30", "--floor-gib", "0",
+                   "1", "--warmups", "0", "--n", "300", "--budget-gib", "0.008",
+                   "--budget-s", "5", "--budget-tasks", "300", "--floor-gib", "0",
                    "--bench", str(bench_path), "--out", str(tmp_path), runs=tmp_path)
     assert r.returncode == 0, r.stderr
     run, path = report.load("latest")
@@ -216,15 +223,15 @@ def test_runner_units_writes_a_valid_run_the_why_table_and_the_plot(tmp_path, mo
         assert len(c["create"]["values"]) == 2 and len(c["switch"]["values"]) == 2
         assert len(c["memory"]["values"]) == 2 and c["errors"] == []
     assert g["hold"]["stop"]["kind"] == "memory" and t["hold"]["stop"]["kind"] == "tasks"
-    assert t["hold"]["held"] == 30
+    assert t["hold"]["held"] == 300
     assert "[1/14] goroutine create process 1/2" in r.stderr
-    assert "≥ 30 (tasks budget)" in r.stdout
+    assert "≥ 300 (tasks budget)" in r.stdout
     assert "33 KiB rss (thread @ 1,000)" in r.stdout  # the bench's figure beside the unit's
     assert "1.17 KiB rss (goroutine @ 1,000)" in r.stdout
     assert (tmp_path / run["id"] / "units.png").stat().st_size > 10_000
     assert f"saved {path}" in r.stdout
     again = runner_cmd("units", "--show", run["id"], "--markdown", runs=tmp_path)
-    assert again.returncode == 0 and "| ≥ 30 (tasks budget)" in again.stdout
+    assert again.returncode == 0 and "| ≥ 300 (tasks budget)" in again.stdout
 
 
 @pytest.mark.parametrize("argv,msg", [
@@ -232,6 +239,10 @@ def test_runner_units_writes_a_valid_run_the_why_table_and_the_plot(tmp_path, mo
     (["--figures", "speed"], "--figures wants a list of create"),
     (["--budget-gib", "0"], "expected a number > 0"),
     (["--show", "no-such-run"], "no units run 'no-such-run'"),
+    (["--units", "process", "--n", "5000", "--budget-tasks", "100"],
+     "process create with n=5,000 would hold 5,000 threads or processes at once"),
+    (["--units", "thread", "--figures", "memory", "--n", "101", "--budget-tasks", "100"],
+     "thread memory with n=101 would hold 101"),
     (["--bench", "no-such-run"], "--bench: no run 'no-such-run'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, argv, msg):
