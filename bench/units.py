@@ -234,7 +234,7 @@ class Goroutine(Unit):
 
         return rt.run(coro, procs=1)
 
-    async def create(self, n: int) -> float:
+    async def create(self, n: int) -> Meter:
         import goruntime as rt
 
         wg = rt.WaitGroup()
@@ -311,7 +311,7 @@ class AsyncioTask(Unit):
     def run(self, coro: Coroutine) -> Any:
         return asyncio.run(coro)
 
-    async def create(self, n: int) -> float:
+    async def create(self, n: int) -> Meter:
         async def f() -> None:
             pass
 
@@ -379,7 +379,7 @@ class Greenlet(Unit):
     label = "gevent greenlet"
     strategy = "gevent"
 
-    async def create(self, n: int) -> float:
+    async def create(self, n: int) -> Meter:
         import gevent
 
         m = self.meter().start()
@@ -463,7 +463,7 @@ class Thread(Unit):
     scopes = (resource.RUSAGE_SELF,)
     stack: ClassVar[int] = 0  # threading.stack_size: 0 is the platform default
 
-    async def create(self, n: int) -> float:
+    async def create(self, n: int) -> Meter:
         with _stack_size(self.stack):
             m = self.meter().start()
             threads = [threading.Thread(target=_nothing) for _ in range(n)]
@@ -547,7 +547,7 @@ class Process(Unit):
     memory_n = 1_000
     scopes = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)  # children count once reaped
 
-    async def create(self, n: int) -> float:
+    async def create(self, n: int) -> Meter:
         with _frozen_heap():
             m = self.meter().start()
             pids = [fork_child(_nothing) for _ in range(n)]
