@@ -12,7 +12,14 @@ requests of ``bench/callgrind_marks.c`` (LIB, built by :func:`build_marks`). Eac
 set-up (the scheduler's start-up, G creation, ``gc.collect``) cancels in the difference.
 
 The child runs in :mod:`bench.side`'s counting mode (a fixed hash seed, a seeded
-``random``, a long GIL switch interval), so the count repeats to parts per million.
+``random``, a long GIL switch interval). At procs 1 only the main thread is counted
+(callgrind's ``--separate-threads``; a dump is the calling thread's): it is M0, which runs
+every G when no G blocks in a system call, as none of the micro-benchmarks does. Sysmon's
+thread is left out: it ticks by the wall clock, and while NetpollRoundTrip waits in epoll it
+runs as often as the load decides, moving the total by a few percent from run to run. So
+at procs 1 a count repeats to parts per million (NetpollRoundTrip: 0.3%). At procs >= 2
+every thread is counted (the Gs move between the Ms), and the Ms take turns as the OS wakes
+them: counts move by a few percent.
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ class Counting:
     proc: subprocess.Popen
     out: Path
     loops: tuple[int, int]
+    main_thread_only: bool
 
     def result(self) -> float:
         """Instructions per operation; :class:`CountError` with a one-line reason on failure."""
@@ -94,7 +102,8 @@ class Counting:
             _, err = self.proc.communicate(timeout=COUNT_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise CountError(f"valgrind took more than {COUNT_TIMEOUT_S:.0f} s") from None
-        dumps = [Path(f"{self.out}.1"), Path(f"{self.out}.2")]
+        suffix = "-01" if self.main_thread_only else ""
+        dumps = [Path(f"{self.out}.1{suffix}"), Path(f"{self.out}.2{suffix}")]
         if self.proc.returncode != 0 or not all(p.exists() for p in dumps):
             lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("==")]
             raise CountError(lines[-1] if lines else f"valgrind exited with {self.proc.returncode}")
@@ -118,6 +127,7 @@ def start(root: Path, name: str, procs: int, marks: Path, workdir: Path,
     assert 0 < l1 < l2, "the second run must do more operations than the first"
     out = workdir / f"{name}-{procs}-{uuid.uuid4().hex[:8]}.cg"
     argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+            f"--separate-threads={'yes' if procs == 1 else 'no'}",
             f"--callgrind-out-file={out}",
             *side.argv_for(root, "bench.micro_count", name, "--procs", str(procs),
                            "--loops", f"{l1},{l2}", "--marks", str(marks), counting=True)]
@@ -125,7 +135,7 @@ def start(root: Path, name: str, procs: int, marks: Path, workdir: Path,
     env.pop("GODEBUG", None)  # a schedtrace line per second would be counted
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    return Counting(proc, out, (l1, l2))
+    return Counting(proc, out, (l1, l2), procs == 1)
 
 
 def count(root: Path, name: str, procs: int, marks: Path, workdir: Path,
