@@ -148,6 +148,22 @@ def test_side_refuses_a_root_without_the_runtime(tmp_path):
 # ---- end to end -------------------------------------------------------------------------
 
 
+def test_without_valgrind_it_says_how_to_install_it_and_gates_on_the_asyncio_ratio(repo, tmp_path):
+    bin_dir = tmp_path / "bin"  # a PATH with git and nothing else
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git"))
+    r = regress(repo, "--base", "HEAD", *TINY, "--rounds", "2", "--values", "2",
+                "--min-time", "0.01", env={"PATH": str(bin_dir)})
+    assert r.returncode in (0, 1), r.stderr  # the ratio's verdict on a busy machine varies
+    assert ("valgrind not found: install it with `apt-get install valgrind`; gating on the "
+            "time ratios (goruntime/asyncio) alone") in r.stderr
+    assert "gate: vs asyncio" in r.stdout
+    assert "vs asyncio (× asyncio, lower is better)  <- GATE" in r.stdout
+    assert "instructions (" not in r.stdout
+    assert worktrees(repo) == [str(repo)]
+
+
+
 @needs_valgrind
 def test_regress_reports_the_planted_send_slowdown_and_exits_1(repo):
     t0 = time.monotonic()
