@@ -331,7 +331,8 @@ def _config(args, base: dict, gate: str, names: list[str], why: str | None) -> d
 
 def _summary(report: regress_report.Report, t0: float) -> dict:
     rows = [{"metric": t.spec.name, "case": r.case, "delta_pct": r.delta_pct,
-             "verdict": r.verdict, "gating": t.gating} for t in report.tables for r in t.rows]
+             "verdict": r.verdict, "gating": t.gating and r.gating}
+            for t in report.tables for r in t.rows]
     return {"gate": report.gate, "regressed": [r.case for r in report.regressions],
             "secondary_regressed": [f"{r.case} {m}" for m, r in report.secondary_regressions],
             "verdicts": rows, "duration_s": round(time.monotonic() - t0, 1)}

@@ -119,6 +119,9 @@ def judge(
             tables.append(Table(spec, spec.name == cfg["gate"], rows))
     warnings = [f"{side} {regress.label(c)}: {c[side]['errors'][-1]}"
                 for c in doc["cases"] for side in regress.SIDES if c[side]["errors"]]
+    if cfg["base"]["baseline"]:
+        warnings.append(f"base time values are baseline {cfg['base']['baseline']}'s, not "
+                        "measured in this sitting: time/op moves with the load between them")
     return Report(doc, tables, threshold, time_threshold, alpha, warnings)
 
 
