@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from bench import UsageError
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # cleanup is done: exit
+            signal.signal(sig, signal.SIG_IGN)
         print("interrupted: finished cases are saved", file=sys.stderr)
         return 130
 

@@ -139,6 +139,9 @@ def run(args) -> int:
         run["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         store.save_run(run, out)
     except KeyboardInterrupt:
+        for s in (*old, signal.SIGINT):  # all is stopped: a further signal must not cut the
+            signal.signal(s, signal.SIG_IGN)  # exit short
+            old[s] = signal.SIG_IGN
         print(f"interrupted: {len(run['cases'])} finished case(s) kept in {path}; "
               f"finish with: runner.py bench --resume {path if out else run['id']}",
               file=sys.stderr)

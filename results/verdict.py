@@ -4,7 +4,8 @@
   fewer than :data:`CONNECTED_FRACTION` of the connections were ever established.
 * ``held``: open loop, the target rate achieved (≥ ``slo.held_fraction``), corrected p99
   within ``slo.p99_ms``, no more than ``slo.starved_fraction`` of the connections without
-  an echo, and the loadgen under its own limit.
+  an echo (where each was due to send :data:`STARVED_MIN_SENDS` or more), and the
+  loadgen under its own limit.
 * ``loadgen-bound``: not held (or closed loop) while the loadgen was at its limit — a
   worker's CPU, timed sends leaving late, the loadgen's process tree using
   :data:`LOADGEN_CPU_LIMIT` of the CPUs it may run on, or waiting for a CPU (taken by
@@ -28,6 +29,10 @@ LOADGEN_CPU_LIMIT = 0.90
 # waited for a CPU (cgroup pressure stall information): past it, the loadgen's timing, and
 # so the latency it measures, is partly its own scheduling.
 LOADGEN_STALL_LIMIT = 0.25
+# A connection counts as starved (no echo in the window) only where it was due to send
+# at least this many messages: at 0.5 msg/s per connection a 2 s window leaves some
+# connections with nothing to send, which says nothing about the server.
+STARVED_MIN_SENDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,17 @@ def shortfalls(case: dict, slo: SLO) -> list[str]:
     if p99 > slo.p99_ms:
         out.append(f"p99 {p99:,.1f} ms > {slo.p99_ms:g} ms")
     n, starved = lg["connections"]["target"], lg["fairness"]["starved"]
-    if starved > slo.starved_fraction * n:
+    if starved > slo.starved_fraction * n and _expected_per_connection(lg) >= STARVED_MIN_SENDS:
         out.append(f"{starved:,} of {n:,} connections starved")
     return out
+
+
+def _expected_per_connection(lg: dict) -> float:
+    """Messages each connection was due to send in the window (closed loop: unbounded)."""
+    target = lg["rate"]["target"]
+    if target is None:
+        return float("inf")
+    return target / max(1, lg["connections"]["target"]) * lg["measure_s"]
 
 
 def judge(case: dict, slo: SLO) -> dict:

@@ -81,3 +81,10 @@ def test_the_slo_is_settable():
     c = case("thread", 100, p50_us=3000)  # p99 12 ms
     assert judge(c, SLO(p99_ms=20.0))["kind"] == "held"
     assert judge(c, SLO.from_config({"slo_p99_ms": 20.0, "slo_held": 0.99}))["kind"] == "held"
+
+
+def test_a_connection_with_too_few_sends_due_is_not_counted_as_starved():
+    c = case("thread", 100, starved=50)  # 1 msg/s per connection over a 10 s window
+    assert c["verdict"]["kind"] == "server-bound"
+    c["loadgen"]["measure_s"] = 2.0  # 2 sends due per connection: zero echoes is no sign
+    assert judge(c, SLO())["kind"] == "held"
