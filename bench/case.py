@@ -67,9 +67,10 @@ def server_argv(cfg: dict, strategy: str, port: int | None = None) -> list[str]:
     ``{host}`` and ``{port}`` filled in (split with :func:`shlex.split`, never a shell)."""
     externals = cfg["server_cmd"] or {}
     if strategy in externals:
-        return [a.replace("{host}", "127.0.0.1").replace("{port}", str(port))
+        return [a.replace("{host}", cfg["server_host"]).replace("{port}", str(port))
                 for a in shlex.split(externals[strategy])]
-    argv = [sys.executable, "-m", "servers", strategy, "--host", "127.0.0.1", "--port", "0"]
+    argv = [sys.executable, "-m", "servers", strategy, "--host", cfg["server_host"],
+            "--port", "0"]
     if cfg["backlog"]:
         argv += ["--backlog", str(cfg["backlog"])]
     if cfg["procs"] and strategy == "goroutine":
@@ -77,11 +78,16 @@ def server_argv(cfg: dict, strategy: str, port: int | None = None) -> list[str]:
     return argv
 
 
-def loadgen_argv(cfg: dict, key: CaseKey, port: int, json_out: Path) -> list[str]:
+def loadgen_argv(cfg: dict, key: CaseKey, listening: dict, json_out: Path) -> list[str]:
+    """The loadgen's command line; it dials the address the server reported (``listening``),
+    or ``server_host`` where the server names none or a wildcard."""
     n = key.connections
+    host = listening.get("host")
+    if host in (None, "", "0.0.0.0", "::", "*"):
+        host = cfg["server_host"]
     argv = [
         sys.executable, "-m", "loadgen",
-        "--host", "127.0.0.1", "--port", str(port),
+        "--host", host, "--port", str(listening["port"]),
         "--connections", str(n),
         "--size", str(key.size),
         "--duration", f"{cfg['duration']:g}",
@@ -96,8 +102,13 @@ def loadgen_argv(cfg: dict, key: CaseKey, port: int, json_out: Path) -> list[str
     ]  # fmt: skip
     if key.rate is not None:
         argv += ["--rate", f"{key.rate:g}"]
-    if cfg["workers"]:
+    if cfg["workers"] is not None:
         argv += ["--workers", str(cfg["workers"])]
+    if cfg["remote_workers"]:
+        argv += ["--remote-workers", str(cfg["remote_workers"])]
+    if cfg["master_bind"]:
+        argv += ["--master-bind", cfg["master_bind"]]
+    argv += ["--join-timeout", f"{cfg['join_timeout']:g}"]
     if cfg["ramp_rate"]:
         argv += ["--ramp-rate", f"{cfg['ramp_rate']:g}"]
     return argv
@@ -289,7 +300,7 @@ class Case:
         self.meter.start()
 
         json_out = self.workdir / "loadgen.json"
-        lg_argv = loadgen_argv(self.cfg, self.key, listening["port"], json_out)
+        lg_argv = loadgen_argv(self.cfg, self.key, listening, json_out)
         self.loadgen = Child(with_parent_death(lg_argv), self.workdir, "loadgen",
                              self._cpus("loadgen"), cwd=ROOT)
         self._account("loadgen", self.loadgen.pid, None)

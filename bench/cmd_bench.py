@@ -62,6 +62,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
       help="cap the server's CPU (cgroup quota), e.g. 0.25; recorded in the run")
     a("--capacity-start", type=float, help="capacity: first rate (default: rate cap / 4)")
     a("--capacity-steps", type=int, help="capacity: most steps per search (default: 8)")
+    a("--server-host", metavar="ADDR",
+      help="address the server listens on (default 127.0.0.1); the server always runs on "
+      "this host, where it is sampled; load may come from others (--remote-workers)")
+    a("--remote-workers", type=int, metavar="N",
+      help="loadgen workers on other hosts joining every case: start each once with "
+      "'python -m loadgen worker --master HOST:PORT' (--master-bind); --workers may be 0")
+    a("--master-bind", metavar="HOST:PORT",
+      help="where the loadgen master listens for workers; a fixed port with --remote-workers")
+    a("--join-timeout", type=float, help="seconds a case waits for every worker (default: 60)")
 
 
 def unavailable(strategy: str) -> str | None:

@@ -14,12 +14,14 @@ import os
 import re
 import resource
 import shlex
+import socket
 import tomllib
 from typing import Any
 
 import servers
 from bench import UsageError
-from loadgen.config import MAX_SIZE, ephemeral_ports
+from loadgen.config import JOIN_TIMEOUT_S, MAX_RAMP_S, MAX_SIZE, ephemeral_ports, split_hostport
+from loadgen.config import UsageError as HostPortError
 from results.cases import CaseKey
 
 STRATEGIES = (*servers.MODELS, *servers.REFERENCES)
@@ -92,6 +94,15 @@ DEFAULTS: dict[str, Any] = {
     "capacity_factor": 2.0,
     "capacity_tolerance": 0.1,
     "capacity_steps": 8,
+    # Past one machine: the server listens on server_host (it runs on this host, where it
+    # is sampled; the loadgen dials the address it reports); remote_workers loadgen workers
+    # from other hosts ('python -m loadgen worker --master MASTER_BIND', started once, they
+    # rejoin case after case) join each case at master_bind, HOST:PORT with a fixed port;
+    # a case waits join_timeout seconds for every worker.
+    "server_host": "127.0.0.1",
+    "remote_workers": 0,
+    "master_bind": None,
+    "join_timeout": JOIN_TIMEOUT_S,
 }
 
 QUICK: dict[str, Any] = {
@@ -103,7 +114,8 @@ QUICK: dict[str, Any] = {
 
 # Settings a version-1 run file's config does not hold: a resumed one takes the defaults.
 ADDED_SINCE_V1 = ("slo_held", "slo_p99_ms", "server_cpu_quota", "capacity_start",
-                  "capacity_factor", "capacity_tolerance", "capacity_steps", "ready_timeout")
+                  "capacity_factor", "capacity_tolerance", "capacity_steps", "ready_timeout",
+                  "server_host", "remote_workers", "master_bind", "join_timeout")
 
 # A capacity search is many short cases: shorter phases and one repeat unless told.
 CAPACITY: dict[str, Any] = {
@@ -187,7 +199,11 @@ def _check(cfg: dict) -> dict:
     for name in ("pin", "quick"):
         cfg[name] = _bool(name, cfg[name])
     fd_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    max_conns = min(fd_hard - FD_HEADROOM, ephemeral_ports())
+    # Remote workers bring their own ports (each checks its share); the server's fds remain.
+    remote = _number("remote_workers", cfg["remote_workers"], lo=0, lo_open=False,
+                     integer=True)
+    max_conns = fd_hard - FD_HEADROOM if remote else min(fd_hard - FD_HEADROOM,
+                                                         ephemeral_ports())
     for name in ("connections", "closed_connections"):
         if cfg[name] is not None:
             cfg[name] = [_number(name, v, lo=1, lo_open=False, hi=max_conns, integer=True)
@@ -214,7 +230,15 @@ def _check(cfg: dict) -> dict:
     for name in ("repeats", "capacity_steps"):
         cfg[name] = _number(name, cfg[name], lo=1, lo_open=False, integer=True)
     cfg["seed"] = _number("seed", cfg["seed"], lo=-(2**63), lo_open=False, integer=True)
-    _optional(cfg, "workers", lo=1, lo_open=False, hi=max(cfg["connections"]), integer=True)
+    if remote > min(cfg["connections"]):
+        raise _bad("remote_workers", remote, "is more than the fewest connections of a case "
+                   "(each worker needs one)")
+    cfg["remote_workers"] = remote
+    _optional(cfg, "workers", lo=0 if remote else 1, lo_open=False, hi=max(cfg["connections"]),
+              integer=True)
+    cfg["server_host"] = _local_address("server_host", cfg["server_host"])
+    cfg["master_bind"] = _master_bind(cfg["master_bind"], remote)
+    cfg["join_timeout"] = _number("join_timeout", cfg["join_timeout"], hi=MAX_RAMP_S)
     _optional(cfg, "procs", lo=1, lo_open=False, hi=MAX_PROCS, integer=True)
     _optional(cfg, "backlog", lo=1, lo_open=False, hi=MAX_BACKLOG, integer=True)
     # A ramp slower than 1 connection per second would outlast any case.
@@ -239,6 +263,43 @@ def _check(cfg: dict) -> dict:
     if not cfg["strategies"]:
         raise UsageError("--strategies: give at least one strategy")
     return cfg
+
+
+def _local_address(name: str, value: Any) -> str:
+    """An address of this host a server or master can bind (not a wildcard: the loadgen and
+    remote workers must be able to dial it)."""
+    if not isinstance(value, str) or not value.strip():
+        raise _bad(name, value, "is not an address")
+    if value in ("0.0.0.0", "::", "*"):
+        raise _bad(name, value, "is a wildcard: give the address the load should reach")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((value, 0))
+    except (OSError, UnicodeError) as e:
+        why = getattr(e, "strerror", None) or e
+        raise _bad(name, value, f"is not an IPv4 address of this host ({why})") from None
+    return value
+
+
+def _master_bind(value: Any, remote: int) -> str | None:
+    """``HOST:PORT`` the loadgen master listens on; with remote workers, required and with
+    a fixed port (the workers rejoin it case after case)."""
+    if value is None:
+        if remote:
+            raise UsageError("--remote-workers needs --master-bind HOST:PORT (an address of "
+                             "this host the workers can reach, and a fixed port)")
+        return None
+    if not isinstance(value, str):
+        raise _bad("master_bind", value, "is not HOST:PORT")
+    try:
+        host, port = split_hostport(value, "--master-bind")
+    except HostPortError as e:
+        raise UsageError(str(e)) from None
+    if remote and port == 0:
+        raise _bad("master_bind", value, "needs a fixed port: the remote workers rejoin it")
+    if host not in ("*", "0.0.0.0"):  # every interface: fine for a master
+        _local_address("master_bind", host)
+    return value
 
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
