@@ -14,11 +14,15 @@ the command's own (every step execs).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 PREFIX = "c10k-mh-"
 NETNS_DIR = Path("/run/netns")
@@ -152,3 +156,20 @@ class Topology:
         for ns in reversed(self.made):
             _ip("netns", "del", ns, check=False)
         self.made.clear()
+
+
+@contextlib.contextmanager
+def hosts_or_skip(hosts: dict[str, str]) -> Iterator[Topology]:
+    """A topology of ``hosts`` (name -> address), or the calling test skipped with the
+    reason this machine cannot make one; removed on leaving."""
+    why = why_unavailable()
+    if why:
+        pytest.skip(f"multi-host tests need network namespaces: {why}")
+    try:
+        topo = Topology()
+    except Unavailable as e:
+        pytest.skip(f"multi-host tests need network namespaces: {e}")
+    with topo:
+        for name, address in hosts.items():
+            topo.add_host(name, address)
+        yield topo

@@ -60,17 +60,7 @@ def test_toml_takes_the_multihost_settings(tmp_path):
 
 @pytest.fixture
 def hosts():
-    why = netns.why_unavailable()
-    if why:
-        pytest.skip(f"multi-host bench needs network namespaces: {why}")
-    try:
-        topo = netns.Topology()
-    except netns.Unavailable as e:
-        pytest.skip(f"multi-host bench needs network namespaces: {e}")
-    with topo:
-        topo.add_host("srv", SERVER)
-        for name, addr in WORKERS.items():
-            topo.add_host(name, addr)
+    with netns.hosts_or_skip({"srv": SERVER, **WORKERS}) as topo:
         yield topo
 
 

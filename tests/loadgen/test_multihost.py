@@ -26,17 +26,7 @@ JOIN_S = 30
 
 @pytest.fixture(scope="module")
 def hosts():
-    why = netns.why_unavailable()
-    if why:
-        pytest.skip(f"multi-host test needs network namespaces: {why}")
-    try:
-        topo = netns.Topology()
-    except netns.Unavailable as e:
-        pytest.skip(f"multi-host test needs network namespaces: {e}")
-    with topo:
-        topo.add_host("srv", SERVER)
-        for name, addr in WORKERS.items():
-            topo.add_host(name, addr)
+    with netns.hosts_or_skip({"srv": SERVER, **WORKERS}) as topo:
         yield topo
         left = [p.pid for p in topo.procs if p.poll() is None]
         assert not left, f"processes left running: {left}"
