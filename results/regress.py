@@ -74,11 +74,7 @@ ENVELOPE = {
 def validate(doc: dict, where: str = "regress result") -> None:
     """Raise :class:`store.RunFileError` naming ``where`` and the first wrong field."""
     try:
-        if not isinstance(doc, dict) or doc.get("schema") != schema.VERSION:
-            raise schema.SchemaError(f"$.schema: not a version {schema.VERSION} document")
-        schema.check(doc, ENVELOPE)
-        for i, case in enumerate(doc["cases"]):
-            schema.check(case, CASE, f"$.cases[{i}]")
+        schema.check_document(doc, ENVELOPE, CASE)
     except schema.SchemaError as e:
         raise store.RunFileError(f"{where}: not a valid regress result ({e})") from None
 

@@ -249,7 +249,7 @@ CAPACITY = _obj(
 RUN = _obj(
     {
         "schema": {"enum": [VERSION]},
-        "kind": {"enum": ["bench", "micro"]},
+        "kind": {"enum": ["bench", "micro", "regress", "units"]},
         "id": {"type": "string", "pattern": r"^\d{8}-\d{6}-[0-9a-z]+(-\d+)?$"},
         "created": STR,
         "finished": STR_OR_NULL,
@@ -368,6 +368,16 @@ def upgrade(run: Any) -> Any:
     return run
 
 
+def check_document(doc: Any, envelope: dict, case_schema: dict) -> None:
+    """Raise :class:`SchemaError` where ``doc`` is not a current-version document with
+    ``envelope``'s fields and every case matching ``case_schema``."""
+    if not isinstance(doc, dict) or doc.get("schema") != VERSION:
+        raise SchemaError(f"$.schema: not a version {VERSION} document")
+    check(doc, envelope)
+    for i, case in enumerate(doc["cases"]):
+        check(case, case_schema, f"$.cases[{i}]")
+
+
 def validate(run: Any) -> None:
     """Check a whole run document: the envelope, then each case against its kind's schema."""
     if not isinstance(run, dict):
@@ -376,6 +386,8 @@ def validate(run: Any) -> None:
         raise SchemaError(f"$.schema: version {run.get('schema')!r}, this code reads "
                           f"{' and '.join(map(str, READABLE))}")
     check(run, RUN)
+    if run["kind"] not in ("bench", "micro"):
+        return  # regress and units cases: results/regress.py and results/units.py check them
     case_schema = BENCH_CASE if run["kind"] == "bench" else MICRO_CASE
     for i, case in enumerate(run["cases"]):
         path = f"$.cases[{i}]"

@@ -109,11 +109,7 @@ def new_run(config: dict) -> dict:
 def validate(run: Any, where: str = "units run") -> None:
     """Raise ``store.RunFileError`` naming ``where`` and the first field that is wrong."""
     try:
-        if not isinstance(run, dict) or run.get("schema") != schema.VERSION:
-            raise schema.SchemaError(f"$.schema: expected version {schema.VERSION}")
-        schema.check(run, RUN)
-        for i, case in enumerate(run["cases"]):
-            schema.check(case, CASE, f"$.cases[{i}]")
+        schema.check_document(run, RUN, CASE)
     except schema.SchemaError as e:
         raise store.RunFileError(f"{where}: not a valid units run ({e})") from None
 
