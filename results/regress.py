@@ -101,18 +101,17 @@ def save(doc: dict, out_dir: Path | None = None) -> Path:
     return target
 
 
-def load_all(directory: Path | None = None) -> list[dict]:
-    """Every valid regress result in ``directory`` (default RUNS_DIR), oldest first."""
+def load_all() -> list[dict]:
+    """Every valid regress result in RUNS_DIR, oldest first (cases checked, not just the
+    envelope the store checks)."""
     docs = []
-    for path in sorted(Path(directory or store.RUNS_DIR).glob("*.json")):
+    for doc, path in store.list_runs(KIND):
         try:
-            doc = json.loads(path.read_text())
-            if isinstance(doc, dict) and doc.get("kind") == KIND:
-                validate(doc, str(path))
-                docs.append(doc)
-        except (OSError, ValueError, store.RunFileError):
+            validate(doc, str(path))
+        except store.RunFileError:
             continue
-    return sorted(docs, key=lambda d: (d["created"], d["id"]))
+        docs.append(doc)
+    return docs
 
 
 def label(case: dict) -> str:
