@@ -7,10 +7,11 @@ from . import net as net  # rt.net
 from . import signal as signal  # rt.signal
 from .chan import Chan, close
 from .errors import Deadlock, Fatal, Panic
-from .proc import go, gomaxprocs, gosched, num_goroutine, run, syscall
+from .main import gomaxprocs, num_goroutine, run
+from .proc import go, gosched, syscall
 from .select import recv, select, send
+from .sleep import Ticker, Timer, after, after_func, sleep
 from .sync import Mutex, Once, RWMutex, WaitGroup
-from .timers import Ticker, Timer, after, after_func, sleep
 from .trace import stats
 
 __all__ = [

@@ -1,9 +1,16 @@
-"""Channels (Go's runtime/chan.go): an hchan with a ring buffer, recvq/sendq and a lock.
+"""Channels (Go's runtime/chan.go): an hchan with a buffer, recvq/sendq and a lock.
+
+One implementation per operation, as Go's: :func:`chansend` and :func:`chanrecv` do
+everything up to Go's ``if !block`` line on a locked channel -- hand over to a waiting
+peer, use the buffer, see it closed -- and report "would block" with the channel still
+locked. The caller then blocks (``Chan.send``/``recv``/``recv2``: queue the G and gopark,
+the lock released by the park) or not (``select``'s first pass, :func:`selectnbsend`).
+``select`` passes an unlock function that releases all of its channels.
 
 A waiting G is queued on the channel as itself (a G has the ``elem``/``ok`` fields a sudog
 needs); only ``select`` queues separate :class:`sudog` objects, one per case, sharing a claim
 list so that exactly one case can win (Go's ``selectDone``; ``list.pop`` is atomic under the
-GIL). A waker pops a waiter under the channel lock, releases the lock, then goready's it.
+GIL). A waker pops a waiter under the channel lock, releases the lock, then readies it.
 
 Semantics, as Go:
 * unbuffered send completes only when a receiver takes the value, handed directly to it;
@@ -11,18 +18,21 @@ Semantics, as Go:
   value to the tail;
 * ``close`` wakes every receiver with ``(None, False)`` and every sender with
   ``Panic("send on closed channel")``; closing twice panics ``close of closed channel``;
-* a receive from a closed, drained channel returns ``None`` (``recv2``: ``(None, False)``).
+* a receive from a closed, drained channel returns ``None`` (``recv2``: ``(None, False)``);
+* ``makechan`` accepts capacities ``0..MAX_CAP``, else panics ``makechan: size out of range``.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from . import proc as _proc
+from . import runtime2 as _r
 from .errors import Panic
-from .proc import _tls, gopark, goready
+from .proc import gopark, gopreempt, goready, parkunlock, preemptcheck, ready
+from .runtime2 import G, tls
 
 # Go's makechan limit for 8-byte (pointer-sized) elements on linux/amd64: the buffer plus the
 # hchan header must fit in maxAlloc (1 << heapAddrBits, 48 bits).
@@ -31,33 +41,13 @@ _HCHAN_SIZE = 96  # unsafe.Sizeof(hchan{}), already a multiple of maxAlign
 _ELEM_SIZE = 8
 MAX_CAP = (_MAX_ALLOC - _HCHAN_SIZE) // _ELEM_SIZE
 
-_locking = True  # False while a run has one P: then only one thread ever runs G code
-_p1: _proc.P | None = None  # that one P: the running G's M is _p1.m (no thread-local lookup)
-
-
-def set_procs(procs: int, p0: _proc.P | None = None) -> None:
-    """Called by run: with one P, channel operations skip the channel lock.
-
-    With ``procs=1`` only the M holding the single P runs G code or timer functions (an M
-    returning from a syscall runs nothing until it gets the P back; sysmon and the netpoller
-    never touch channels), so every channel operation is already serialized and the lock
-    could never be contended; and the M running any G is the one holding that P, so the
-    current G and P are found without a thread-local lookup. ``select`` still locks (it is
-    not the hot path), which is consistent: the lock is only ever held inside one
-    uninterrupted operation of the one M. Code run by ``rt.syscall(fn)`` must not use
-    channels (as in Go, a syscall is not Go code). Between runs: locking, no P.
-    """
-    global _locking, _p1
-    _locking = procs > 1
-    _p1 = p0 if procs == 1 else None
-
 
 class sudog:
     """A G waiting in one case of a select (Go's sudog with isSelect)."""
 
     __slots__ = ("g", "elem", "ok", "sel", "idx", "c")
 
-    def __init__(self, g: _proc.G, sel: list, idx: int, c: Chan, elem: Any = None) -> None:
+    def __init__(self, g: G, sel: list, idx: int, c: Chan, elem: Any = None) -> None:
         self.g = g
         self.sel = sel  # shared by the select's sudogs; pop() claims the select
         self.idx = idx
@@ -78,14 +68,31 @@ def dequeue(q: deque) -> Any:
         except IndexError:
             continue  # its select already completed through another case
         return sg
+    return None
 
 
 def _wake(sg: Any, value: Any = None) -> None:
-    """goready the G behind waiter sg (a G itself, or a select's sudog)."""
+    """Ready the G behind waiter sg from this M: a G gets value, a select the sudog itself."""
+    p = _r.onep or tls.m.p
     if sg.sel is None:
-        goready(sg, value)
+        ready(p, sg, value)
     else:
-        goready(sg.g, sg)
+        ready(p, sg.g, sg)
+
+
+def _handoff(g: G, value: Any) -> None:
+    """``_wake(g, value)`` for a G (not a select), with ``proc.ready``'s common case inlined:
+    an empty runnext. It runs once per channel handoff (tests/goruntime/test_chan.py checks
+    that it leaves what ``proc.ready`` leaves)."""
+    p = _r.onep or tls.m.p
+    rn = p.runnext
+    if rn:
+        ready(p, g, value)
+        return
+    assert g.waitreason is not None, f"{g!r} readied twice"
+    g.param = value
+    g.waitreason = None
+    rn.append(g)
 
 
 class Chan:
@@ -128,209 +135,108 @@ class Chan:
     def closed(self) -> bool:
         return self._closed
 
+    # send and recv inline the commonest cases of chansend and chanrecv, with proc.ready's
+    # for an empty runnext: a G parked on the other side takes or hands over the value; a
+    # buffered value with no sender waiting; nobody there (wait). A function call costs
+    # about as much as such an operation. Everything else goes through chansend/chanrecv.
+    # tests/goruntime/test_chan.py checks that both paths give the same results.
+
     async def send(self, v: Any) -> None:
         """Send v; blocks until a receiver takes it or there is buffer space.
 
         Raises ``Panic("send on closed channel")`` if the channel is or becomes closed.
         """
-        lock = self._lock
-        if _locking:
-            lock.acquire()
-        if self._closed:
-            if _locking:
-                lock.release()
-            raise Panic("send on closed channel")
+        locking = _r.locking
+        if locking:
+            self._lock.acquire()
         rq = self._recvq
-        while rq:
-            sg = rq.popleft()
-            if sg.sel is None:
-                if _locking:
-                    lock.release()
-                sg.ok = True
-                # goready(sg, v), inlined for the common case of an empty runnext
-                rn = (_p1 or _tls.m.p).runnext
-                if rn:
-                    goready(sg, v)
-                else:
-                    sg.param = v
-                    sg.waitreason = None
-                    rn.append(sg)
-                break
-            try:
-                sg.sel.pop()
-            except IndexError:
-                continue
-            if _locking:
-                lock.release()
-            sg.elem = v
-            sg.ok = True
-            goready(sg.g, sg)
-            break
-        else:
-            buf = self._buf
-            if len(buf) < self._cap:
-                buf.append(v)
-                if _locking:
-                    lock.release()
+        if rq and rq[0].sel is None and not self._closed:  # a G waits to receive
+            g = rq.popleft()
+            if locking:
+                self._lock.release()
+            g.ok = True
+            p = _r.onep or tls.m.p
+            rn = p.runnext
+            if rn:
+                ready(p, g, v)
             else:
-                g = (_p1.m if _p1 is not None else _tls.m).curg
-                g.elem = v
-                self._sendq.append(g)
-                await gopark(self._unlock if _locking else None, "chan send")
-                g.elem = None
-                if not g.ok:
-                    raise Panic("send on closed channel")
-                return
-        if _proc.preemptreq and _proc.preempted():
-            await _proc.preempt_yield()
-
-    async def recv(self) -> Any:
-        """Receive a value; ``None`` once the channel is closed and drained."""
-        lock = self._lock
-        if _locking:
-            lock.acquire()
-        buf = self._buf
-        if buf:
-            v = buf.popleft()
-            sq = self._sendq
-            while sq:
-                sg = sq.popleft()
-                if sg.sel is None:
-                    buf.append(sg.elem)
-                    if _locking:
-                        lock.release()
-                    sg.ok = True
-                    goready(sg)
-                    break
-                try:
-                    sg.sel.pop()
-                except IndexError:
-                    continue
-                buf.append(sg.elem)
-                if _locking:
-                    lock.release()
-                sg.ok = True
-                goready(sg.g, sg)
-                break
-            else:
-                if _locking:
-                    lock.release()
-        else:
-            sq = self._sendq
-            while sq:
-                sg = sq.popleft()
-                if sg.sel is None:
-                    if _locking:
-                        lock.release()
-                    v = sg.elem
-                    sg.ok = True
-                    # goready(sg), inlined for the common case of an empty runnext
-                    rn = (_p1 or _tls.m.p).runnext
-                    if rn:
-                        goready(sg)
-                    else:
-                        sg.param = None
-                        sg.waitreason = None
-                        rn.append(sg)
-                    break
-                try:
-                    sg.sel.pop()
-                except IndexError:
-                    continue
-                if _locking:
-                    lock.release()
-                v = sg.elem
-                sg.ok = True
-                goready(sg.g, sg)
-                break
-            else:
-                if self._closed:
-                    if _locking:
-                        lock.release()
-                    return None
-                g = (_p1.m if _p1 is not None else _tls.m).curg
-                self._recvq.append(g)
-                return await gopark(self._unlock if _locking else None, "chan receive")
-        if _proc.preemptreq and _proc.preempted():
-            await _proc.preempt_yield()
-        return v
-
-    async def recv2(self) -> tuple[Any, bool]:
-        """Receive ``(value, ok)``; ``ok`` is False once the channel is closed and drained."""
-        lock = self._lock
-        if _locking:
-            lock.acquire()
-        buf = self._buf
-        if buf:
-            v = buf.popleft()
-            sg = dequeue(self._sendq)
-            if sg is not None:
-                buf.append(sg.elem)
-                if _locking:
-                    lock.release()
-                sg.ok = True
-                _wake(sg)
-            else:
-                if _locking:
-                    lock.release()
-        else:
-            sg = dequeue(self._sendq)
-            if sg is not None:
-                if _locking:
-                    lock.release()
-                v = sg.elem
-                sg.ok = True
-                _wake(sg)
-            else:
-                if self._closed:
-                    if _locking:
-                        lock.release()
-                    return None, False
-                g = (_p1.m if _p1 is not None else _tls.m).curg
-                self._recvq.append(g)
-                v = await gopark(self._unlock if _locking else None, "chan receive")
-                return v, g.ok
-        if _proc.preemptreq and _proc.preempted():
-            await _proc.preempt_yield()
-        return v, True
-
-    def _trysend(self, v: Any) -> bool:
-        """Send without blocking (select with default); False if it would block."""
-        lock = self._lock
-        if _locking:
-            lock.acquire()
-        if self._closed:
-            if _locking:
-                lock.release()
-            raise Panic("send on closed channel")
-        sg = dequeue(self._recvq)
-        if sg is not None:
-            if _locking:
-                lock.release()
-            sg.ok = True
-            if sg.sel is None:
-                goready(sg, v)
-            else:
-                sg.elem = v
-                goready(sg.g, sg)
-            return True
-        if len(self._buf) < self._cap:
+                assert g.waitreason is not None, f"{g!r} readied twice"
+                g.param = v
+                g.waitreason = None
+                rn.append(g)
+        elif not rq and not self._closed and len(self._buf) < self._cap:  # room in the buffer
             self._buf.append(v)
-            if _locking:
-                lock.release()
-            return True
-        if _locking:
-            lock.release()
-        return False
+            if locking:
+                self._lock.release()
+        elif (not rq and not self._closed) or not chansend(
+                self, v, self._unlock if locking else None):  # wait for a receiver
+            onep = _r.onep
+            g = (onep.m if onep is not None else tls.m).curg
+            g.elem = v
+            self._sendq.append(g)
+            await gopark(parkunlock if locking else None, self._lock, "chan send")
+            g.elem = None
+            if not g.ok:
+                raise Panic("send on closed channel")
+            return
+        if _r.preemptreq and preemptcheck():
+            await gopreempt()
+
+    async def recv(self, _withok: bool = False) -> Any:
+        """Receive a value; ``None`` once the channel is closed and drained."""
+        locking = _r.locking
+        if locking:
+            self._lock.acquire()
+        sq = self._sendq
+        buf = self._buf
+        if not sq and buf:  # a buffered value, no sender to refill its slot
+            v = buf.popleft()
+            if locking:
+                self._lock.release()
+        elif sq and not buf and sq[0].sel is None:  # a G waits to send
+            g = sq.popleft()
+            if locking:
+                self._lock.release()
+            v = g.elem
+            g.ok = True
+            p = _r.onep or tls.m.p
+            rn = p.runnext
+            if rn:
+                ready(p, g)
+            else:
+                assert g.waitreason is not None, f"{g!r} readied twice"
+                g.param = None
+                g.waitreason = None
+                rn.append(g)
+        else:
+            r = chanrecv(self, self._unlock if locking else None) if (
+                sq or self._closed) else None
+            if r is None:  # wait for a sender
+                onep = _r.onep
+                g = (onep.m if onep is not None else tls.m).curg
+                self._recvq.append(g)
+                v = await gopark(parkunlock if locking else None, self._lock, "chan receive")
+                return (v, g.ok) if _withok else v
+            if _r.preemptreq and preemptcheck():
+                await gopreempt()
+            return r if _withok else r[0]
+        if _r.preemptreq and preemptcheck():
+            await gopreempt()
+        return (v, True) if _withok else v
+
+    def recv2(self) -> Coroutine[Any, Any, tuple[Any, bool]]:
+        """Receive ``(value, ok)``; ``ok`` is False once the channel is closed and drained."""
+        return self.recv(True)
 
     def close(self) -> None:
-        """Close the channel: wake every waiting receiver and sender (senders panic)."""
+        """Close the channel: wake every waiting receiver and sender (senders panic).
+
+        May be called from any thread.
+        """
         lock = self._lock
-        if _locking:
-            lock.acquire()
+        lock.acquire()
         if self._closed:
-            if _locking:
-                lock.release()
+            lock.release()
             raise Panic("close of closed channel")
         self._closed = True
         woken = []
@@ -342,10 +248,12 @@ class Chan:
                 sg.ok = False
                 sg.elem = None
                 woken.append(sg)
-        if _locking:
-            lock.release()
+        lock.release()
         for sg in woken:
-            _wake(sg)
+            if sg.sel is None:
+                goready(sg)
+            else:
+                goready(sg.g, sg)
 
     def __aiter__(self) -> Chan:
         return self
@@ -355,6 +263,97 @@ class Chan:
         if not ok:
             raise StopAsyncIteration
         return v
+
+
+def chansend(c: Chan, v: Any, unlockf: Callable[[], Any] | None) -> bool:
+    """Send v on locked c if that needs no wait (Go's chansend up to ``if !block``).
+
+    True: handed to a waiting receiver or buffered, and c unlocked with ``unlockf()`` (None:
+    nothing to unlock). False: it would block, and c is still locked. Panics ``send on closed
+    channel`` (after unlocking).
+    """
+    if c._closed:
+        if unlockf is not None:
+            unlockf()
+        raise Panic("send on closed channel")
+    rq = c._recvq
+    if rq:
+        sg = rq[0]
+        if sg.sel is None:  # dequeue(rq) and _wake(sg, v), inlined for a G
+            rq.popleft()
+            if unlockf is not None:
+                unlockf()
+            sg.ok = True
+            _handoff(sg, v)
+            return True
+        sg = dequeue(rq)
+        if sg is not None:
+            if unlockf is not None:
+                unlockf()
+            sg.ok = True
+            if sg.sel is not None:
+                sg.elem = v
+            _wake(sg, v)
+            return True
+    buf = c._buf
+    if len(buf) < c._cap:
+        buf.append(v)
+        if unlockf is not None:
+            unlockf()
+        return True
+    return False
+
+
+def chanrecv(c: Chan, unlockf: Callable[[], Any] | None) -> tuple[Any, bool] | None:
+    """Receive from locked c if that needs no wait (Go's chanrecv up to ``if !block``).
+
+    ``(v, True)`` from the buffer (refilled from a waiting sender) or from a waiting sender;
+    ``(None, False)`` if c is closed and drained; c is then unlocked with ``unlockf()``.
+    None: it would block, and c is still locked.
+    """
+    buf = c._buf
+    sq = c._sendq
+    if not sq:
+        if buf:
+            v = buf.popleft()
+            if unlockf is not None:
+                unlockf()
+            return v, True
+        if not c._closed:
+            return None
+        if unlockf is not None:
+            unlockf()
+        return None, False
+    sg = sq[0]
+    if sg.sel is None:  # dequeue(sq), inlined for a G
+        sq.popleft()
+    else:
+        sg = dequeue(sq)
+        if sg is None:  # only selects that are done already
+            return chanrecv(c, unlockf)
+    if buf:
+        v = buf.popleft()
+        buf.append(sg.elem)
+    else:
+        v = sg.elem
+    if unlockf is not None:
+        unlockf()
+    sg.ok = True
+    if sg.sel is None:
+        _handoff(sg, None)
+    else:
+        _wake(sg)
+    return v, True
+
+
+def selectnbsend(c: Chan, v: Any) -> bool:
+    """Send v on c unless that would block (Go's selectnbsend); any M with a P may call it."""
+    lock = c._lock
+    lock.acquire()
+    if chansend(c, v, lock.release):
+        return True
+    lock.release()
+    return False
 
 
 def close(c: Chan | None) -> None:

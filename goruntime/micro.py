@@ -42,6 +42,7 @@ from typing import Any
 from . import net as _net
 from . import proc
 from .chan import Chan
+from .main import run
 from .select import recv, select, send
 from .sync import Mutex, WaitGroup
 
@@ -65,7 +66,7 @@ class Benchmark:
     def run(self, loops: int, procs: int) -> float:
         """Seconds for ``loops`` ops on a fresh ``rt.run(procs=procs)``."""
         gc.collect()
-        return proc.run(self.body(loops), procs=procs)
+        return run(self.body(loops), procs=procs)
 
     def run_asyncio(self, loops: int) -> float | None:
         """Seconds for ``loops`` ops of the asyncio counterpart, or None if there is none."""

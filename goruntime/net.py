@@ -62,7 +62,7 @@ class Conn:
         # Go's fd_unix.go Read: the syscall first, a park only when it would block. Hot
         # path (64 B echo): park, recv, return -- no exception, and no frame besides this
         # one: a generator-based coroutine, it yields pollDesc.read_park's request to the M
-        # itself (as proc.goparkg would) instead of awaiting a generator that does.
+        # itself (as proc.gopark would) instead of awaiting a generator that does.
         pd = self.pd
         if self._drained and not pd.hup:
             # The last read drained the socket: wait first instead of a read that would

@@ -13,7 +13,7 @@ blocked in ``epoll_wait`` through an eventfd.
 A G waits for I/O only after its syscall returned EAGAIN (internal/poll/fd_unix.go) or after
 a read that drained the socket (see ``pollDesc.hup``), and it retries the syscall after every
 wakeup: a spurious wakeup costs one extra syscall and is harmless; a lost one would hang a
-connection, which is what the state machine rules out. Deadlines are timers (timers.addtimer)
+connection, which is what the state machine rules out. Deadlines are timers (proc.addtimer)
 that mark the pollDesc expired and wake its waiters; close (``evict``) does the same with
 ``closing``. A woken G learns which from its wakeup value (True: I/O ready) and the flags.
 """
@@ -28,8 +28,8 @@ from collections import deque
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
-from . import proc, timers
-from .proc import goparkg
+from . import runtime2 as _r
+from .proc import addtimer, gopark, goready
 
 __all__ = [
     "ErrNetClosing",
@@ -124,7 +124,7 @@ class Netpoller:
 
         delay < 0 blocks until an event or netpoll_break; 0 only polls; > 0 blocks at most
         ``delay`` seconds (rounded up to a millisecond, epoll's resolution). The Gs returned
-        have their wakeup value set (proc.ready_param); the caller injects them.
+        have their wakeup value set; the caller injects them (proc.injectglist).
         """
         if self.closed:
             return []
@@ -230,7 +230,7 @@ _locks = [threading.Lock() for _ in range(_NLOCKS)]
 
 def netpollGenericInit() -> Netpoller:
     """Return the running scheduler's Netpoller, creating it on first use (thread-safe)."""
-    s = proc.sched
+    s = _r.sched
     if s is None:
         raise RuntimeError("goruntime: network I/O needs a running scheduler (call it in rt.run)")
     np = s.netpoller
@@ -320,9 +320,9 @@ class pollDesc:
         happens is woken (and raises on its next wait).
         """
         # Go's poll_runtime_pollWait + netpollblock. A plain function that returns either a
-        # finished awaitable (an event was pending: consume it) or goparkg itself, so the hot
+        # finished awaitable (an event was pending: consume it) or gopark itself, so the hot
         # path adds no coroutine frame. Go announces the wait with a CAS nil -> pdWait before
-        # parking and commits with a CAS pdWait -> G after; here the commit (goparkg's
+        # parking and commits with a CAS pdWait -> G after; here the commit (gopark's
         # unlockf, run once the G is off its M and given that G) holds the pollDesc lock, so
         # it re-checks rg and the error flags itself and the announce step is folded into it:
         # one lock round trip per park instead of two. Close and deadlines set their flag
@@ -334,14 +334,15 @@ class pollDesc:
 
     def wait_read(self) -> Awaitable[None]:
         """``wait("r")``, for the hot read path."""
-        req = self.read_park()
-        return _READY if req is None else goparkg(*req)
+        if self.read_park() is None:
+            return _READY
+        return gopark(_commit_r, self, "IO wait")
 
     def read_park(self) -> tuple | None:
         """The first half of ``wait_read``: the park request a G yields to its M (what
-        proc.goparkg yields) to wait for reading, or None if an event arrived since the last
-        wait (it is consumed). Raises as ``wait`` does. Lets Conn.read yield the request
-        itself: no generator per park."""
+        ``proc.gopark(_commit_r, self, "IO wait")`` yields) to wait for reading, or None if
+        an event arrived since the last wait (it is consumed). Raises as ``wait`` does. Lets
+        Conn.read yield the request itself: no generator per park."""
         if self.closing:
             raise ErrNetClosing()
         if self.rd < 0.0:
@@ -370,7 +371,7 @@ class pollDesc:
                 if self.wg is pdReady:
                     self.wg = None
                     return _READY
-        return goparkg(_commit_w, "IO wait", self)
+        return gopark(_commit_w, self, "IO wait")
 
     def unblock(self, mode: str, ioready: bool) -> Any:
         """Go's netpollunblock: record readiness (or an error) for ``mode``; return the G to
@@ -443,10 +444,10 @@ class pollDesc:
             if wd > 0:
                 self._arm("w", wd, rseq, wseq)
         for g in wake:
-            proc.goready(g, False)
+            goready(g, False)
 
     def _arm(self, mode: str, when: float, rseq: int, wseq: int) -> None:
-        tm = timers.addtimer(when, _deadlineimpl, (self, mode, rseq, wseq))
+        tm = addtimer(when, _deadlineimpl, (self, mode, rseq, wseq))
         with self.lock:
             kept = False
             if "r" in mode and self.rseq == rseq:
@@ -476,9 +477,9 @@ class pollDesc:
         for tm in stop:
             tm.stop()
         if rg is not None:
-            proc.goready(rg, False)
+            goready(rg, False)
         if wg is not None:
-            proc.goready(wg, False)
+            goready(wg, False)
 
     def close(self) -> None:
         """Evict, then unregister the fd from epoll. Call before closing the fd itself."""
@@ -509,10 +510,10 @@ def _deadlineimpl(arg: tuple) -> None:
             wake.append(pd._unblock_locked("w", False))
     for g in wake:
         if g is not None:
-            proc.goready(g, False)
+            goready(g, False)
 
 
-# goparkg's unlockf for pollDesc.wait, given the parking G: park it (rg/wg = g) unless an
+# gopark's unlockf for pollDesc.wait, given the parking G: park it (rg/wg = g) unless an
 # event or an error came first; an event is consumed and the G resumes at once. Module
 # functions given the pollDesc: nothing per pollDesc stays allocated while it is idle.
 

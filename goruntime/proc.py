@@ -1,268 +1,177 @@
-"""G, M, P and the scheduler (Go's runtime/proc.go).
+"""The scheduler (Go's runtime/proc.go): parking, run queues, Ms, schedule, syscalls.
 
 A G is an ``async def`` coroutine; an M is an OS thread that drives Gs with ``coro.send``; a
-P is the right to run Gs (``procs`` of them). Exactly one awaitable, :func:`gopark`, yields a
-G back to its M's schedule loop; :func:`goready` is its other half. Every blocking operation
-in the runtime (channels, select, sleep, mutex, syscall, netpoll wait) is built on the pair.
+P is the right to run Gs (``procs`` of them). State is declared in runtime2.py; this module
+moves Gs, Ms and Ps between its states.
 
-Run queues follow Go: per-P local queue of 256 plus ``runnext``, a global queue taken every
-61st schedtick, stealing half of a random victim's queue, spinning Ms bounded to half the busy
-Ps, idle Ms parked on a per-M note and reused, one M blocked in netpoll (or, with no
-netpoller, on its note) until the next timer. M0 is the thread that called ``run``, so
-Python's signal handlers run (its note and netpoll waits are interruptible).
+Parking. A G leaves its M only by yielding a park request ``(unlockf, reason, arg)``: the
+one awaitable :func:`gopark` yields it (net.Conn.read yields the same request itself, see
+there). Once the G is off, the M calls ``unlockf(g, arg)`` (Go's unlockf): True keeps the
+G parked, False makes it runnable again at once. ``unlockf`` is the park handler: it
+commits the G to a wait queue (a channel's, a pollDesc's, a timer) or queues it somewhere
+(:func:`gosched`, :func:`gopreempt`, the return from a syscall). :func:`goready` (any
+thread) and :func:`ready` (from the M holding P) are the other half; a G is readied exactly
+once per park (asserted).
+
+Run queues follow Go: per-P local queue of 256 plus ``runnext`` (:func:`runqput` is the
+only way onto them), a global queue taken every 61st schedtick, stealing half of a random
+victim's queue, spinning Ms bounded to half the busy Ps, idle Ms parked on their note and
+reused, one M blocked in netpoll (or, with no netpoller, on its note) until the next timer.
+M0 is the thread that called ``run``, so Python's signal handlers run.
 
 Concurrency without atomics: CPython's GIL makes single C-level operations on builtins
-atomic (``deque.append``/``popleft``, ``list.pop``/``append``). The local run queue is a
-deque only its owner appends to; ``runnext`` is a list of at most one G, taken with
-``pop()`` by its owner or a thief (Go's CAS); everything else shared (global queue, idle P
-and M lists, spinning count) is under ``sched.lock``. With ``procs=1`` only the M holding
-the P runs G code, so channel operations skip their lock (``chan.set_procs``): a channel
-handoff and a schedule from ``runnext`` take no lock at all.
+atomic (``deque.append``/``popleft``, ``list.pop``/``append``); everything else shared is
+under ``Sched.lock``. With ``procs=1`` only the M holding the P runs G code, so channel and
+sync operations take no lock at all (runtime2.onep).
 
 Deviations from Go, made because of the GIL:
-* ``goready`` and ``go`` wake an idle P (``wakep``) only when the P's local queue holds
-  work beyond ``runnext``: a G handed to ``runnext`` is usually run by this M at once (the
-  readier is about to park), and waking a second M for it would only trade the GIL.
-* A thief steals ``runnext`` only from a P whose running G sysmon has marked as a long
-  run (Go sleeps 3 µs first and steals it anyway); sysmon also wakes an idle P then.
-* Preemption is cooperative only (Go before 1.14): see sysmon.py.
+* a G readied into ``runnext`` wakes an idle P (``wakep``) only when the G it displaced
+  lands in the local queue: the readier is usually about to park and this M runs the G at
+  once, while a second M would only trade the GIL with it;
+* a thief steals ``runnext`` only from a P whose running G sysmon has marked as a long run
+  (Go sleeps 3 µs first and steals it anyway); sysmon also wakes an idle P then;
+* preemption is cooperative only (Go before 1.14): see sysmon.py.
 
-The netpoller (netpoll.py) and everything else that blocks use this interface: ``getg()``
-(the G running on this thread's M); ``gopark(unlockf, reason)`` and ``goready(g, value,
-exc)``; ``ready_param(g, value, exc)`` sets what a G's gopark evaluates to before
-``injectglist(gs)`` queues a batch of such Gs (and starts Ms for idle Ps); ``sched.netpoller``
-is ``None`` until the first fd is registered, and the scheduler reaches the netpoller only
-through ``netpoll(delay)`` (-1 block, 0 poll, > 0 block at most that long; returns the Gs made
-ready), ``netpoll_break()`` (wake the M blocked in it) and ``waiting()`` (Gs parked on fds:
-not a deadlock). ``wakeNetPoller(when)`` is what ``timers.addtimer`` calls;
-``preempted()``/``preempt_yield()`` serve gopark-free fast paths.
+Interface for the netpoller (netpoll.py): ``sched.netpoller`` is ``None`` until the first
+fd is registered; the scheduler reaches it only through ``netpoll(delay)`` (-1 block, 0
+poll, > 0 block at most that long; returns the Gs made ready, their wakeup value set),
+``netpoll_break()`` (wake the M blocked in it) and ``waiting()`` (Gs parked on fds: not a
+deadlock). Timers: :func:`addtimer`/:func:`modtimer` (heap in timers.py).
 """
 
 from __future__ import annotations
 
-import inspect
-import itertools
-import os
 import random
 import threading
 import types
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from time import monotonic
 from typing import Any
 
+from . import runtime2 as _r
 from .errors import Deadlock
+from .runtime2 import RUNQ_SIZE, G, M, P, Sched, _Pidle, _Prunning, _Psyscall, tls
+from .timers import nextwhen, push, runtimers, timer
 
-# P status (Go's _Pidle, _Prunning, _Psyscall).
-_Pidle, _Prunning, _Psyscall = 0, 1, 2
-
-RUNQ_SIZE = 256  # Go's len(p.runq)
 STEAL_TRIES = 4  # Go's stealTries
-
-# Values a G's coroutine yields to its M besides a park request.
-_GOSCHED = object()
-_PREEMPT = object()
-_EXITSYSCALL = object()
-_EXITED = object()  # not yielded: the M loop's note that the G returned
-
-preemptreq = False  # set by sysmon when it has marked some G; checked by fast paths
-
-
-class G:
-    """A goroutine: a coroutine plus the state the scheduler keeps for it."""
-
-    __slots__ = (
-        "goid", "coro", "param", "exc", "waitreason", "preempt", "elem", "ok", "sel",
-        "__weakref__",
-    )
-
-    def __init__(self, goid: int, coro: Coroutine) -> None:
-        self.goid = goid
-        self.coro = coro
-        self.param: Any = None  # value handed over by goready
-        self.exc: BaseException | None = None  # exception handed over by goready
-        self.waitreason: str | None = None  # why it is parked (None: runnable or running)
-        self.preempt = False  # sysmon asks it to yield at its next runtime call
-        self.elem: Any = None  # value a parked sender offers (chan.py)
-        self.ok = False  # chan.py: the operation it was woken for completed
-        self.sel = None  # always None for a G; a select's sudog has its shared claim here
-
-    def __repr__(self) -> str:
-        return f"<G{self.goid} {self.waitreason or 'runnable'}>"
-
-
-class P:
-    """A processor: a local run queue, runnext, a timer heap and counters."""
-
-    __slots__ = (
-        "id", "status", "runq", "runnext", "m", "schedtick", "syscalltick", "timers",
-        "tlock", "ntimers", "steals",
-    )
-
-    def __init__(self, pid: int) -> None:
-        self.id = pid
-        self.status = _Pidle
-        self.runq: deque[G] = deque()
-        self.runnext: list[G] = []  # at most one G; pop() is the atomic take
-        self.m: M | None = None
-        self.schedtick = 0
-        self.syscalltick = 0
-        self.timers: list = []  # heap of (when, seq, timer); see timers.py
-        self.tlock = threading.Lock()
-        self.ntimers = 0  # live timers in the heap (stale entries are skipped)
-        self.steals = 0
-
-
-class M:
-    """A machine: one OS thread running the schedule loop."""
-
-    __slots__ = (
-        "id", "p", "nextp", "oldp", "curg", "note", "spinning", "thread", "waketime",
-        "parks", "spawns", "exits", "preempts", "blocked", "insyscall",
-    )
-
-    def __init__(self, mid: int) -> None:
-        self.id = mid
-        self.p: P | None = None
-        self.nextp: P | None = None  # P handed over by startm before waking the note
-        self.oldp: P | None = None  # P held when entering a syscall
-        self.curg: G | None = None
-        self.note = threading.Lock()  # held while asleep; release() is notewakeup
-        self.note.acquire()
-        self.spinning = False
-        self.thread: threading.Thread | None = None
-        self.waketime = 0.0  # when asleep as the timer sleeper: until when
-        self.parks = 0
-        self.spawns = 0
-        self.exits = 0
-        self.preempts = 0
-        self.blocked = False
-        self.insyscall = False
-
-
-class _TLS(threading.local):
-    m: M | None = None
-
-
-_tls = _TLS()
-
-sched: Sched | None = None  # the running scheduler (None outside run)
-last_sched: Sched | None = None  # the previous run's, for stats() after run returns
-_run_lock = threading.Lock()
-
-
-class Sched:
-    """Global scheduler state (Go's schedt) for one ``run``."""
-
-    def __init__(self, procs: int) -> None:
-        self.lock = threading.Lock()
-        self.gomaxprocs = procs
-        self.allp = [P(i) for i in range(procs)]
-        self.pidle: list[P] = list(reversed(self.allp))
-        self.npidle = procs
-        self.allm: list[M] = []
-        self.midle: list[M] = []
-        self.nmspinning = 0
-        self.globrunq: deque[G] = deque()
-        self.goidgen = itertools.count(1)
-        self.mcount = itertools.count(0)
-        self.netpoller: Any = None  # set by netpoll.netpollGenericInit
-        self.polling = False  # an M is blocked in netpoll
-        self.pollUntil = 0.0
-        self.lastpoll = monotonic()
-        self.timer_m: M | None = None  # the M asleep on its note until the next timer
-        self.stopping = False
-        self.result: Any = None
-        self.fatal: BaseException | None = None
-        self.main_g: G | None = None
-        self.ext_spawns = 0  # Gs made by go() outside any M (under lock)
-        self.handoffs = 0  # sysmon-only counters
-        self.long_runs = 0
-        self.netpolls = 0
-        self.sysmon_wakeups = 0
-        self.steals_ext = 0
-        self.starttime = monotonic()
-        self.sysmon_event = threading.Event()
-        self.sysmon_thread: threading.Thread | None = None
-        self.allgs: Any = None  # weak set of Gs when scheddetail is on
-
-    # --- idle P / M lists (sched.lock held) ---
-
-    def pidleget(self) -> P | None:
-        if self.pidle:
-            p = self.pidle.pop()
-            self.npidle -= 1
-            return p
-        return None
-
-    def pidleput(self, p: P) -> None:
-        p.status = _Pidle
-        p.m = None
-        self.pidle.append(p)
-        self.npidle += 1
-
-    def stop(self) -> None:
-        """Make every M leave its loop (main returned, a G failed, or deadlock)."""
-        with self.lock:
-            self.stopping = True
-            ms = list(self.midle)
-            self.midle.clear()
-            self.timer_m = None
-        for m in ms:
-            m.note.release()
-        if self.netpoller is not None and self.polling:
-            self.netpoller.netpoll_break()
-        self.sysmon_event.set()
-
-    def fail(self, exc: BaseException) -> None:
-        if self.fatal is None:
-            self.fatal = exc
-        self.stop()
-
+SYSMON_POKES = 61  # parks and fast-path checks that wake a sleeping sysmon (see preemptcheck)
 
 # ---------------------------------------------------------------- parking
 
 
 @types.coroutine
-def gopark(unlockf: Callable[[], Any] | None = None, reason: str = "") -> Any:
-    """Suspend the calling G; evaluates to the value given to :func:`goready`.
+def gopark(unlockf: Callable[[G, Any], bool] | None = None, arg: Any = None,
+           reason: str = "") -> Any:
+    """Suspend the calling G (Go's gopark); evaluates to the value the ready hands over.
 
-    After the G is off its M, the M calls ``unlockf()`` if given; if that returns ``False``
-    the G is made runnable again at once (as Go's park_m). If goready was given ``exc``, the
-    await raises it instead.
-    """
-    return (yield (None, reason, unlockf))  # the M's park request is goparkg's triple
-
-
-@types.coroutine
-def goparkg(unlockf: Callable[[G, Any], bool], reason: str, arg: Any) -> Any:
-    """:func:`gopark` with Go's unlockf signature: the M calls ``unlockf(g, arg)``.
-
-    For a parker that must record which G parks (the netpoller): the M passes the G it
-    took off, so the parker needs no ``getg()`` (a thread-local lookup) on its hot path.
+    After the G is off its M, the M calls ``unlockf(g, arg)`` if given; False makes the G
+    runnable again at once (keeping its time slice), as Go's park_m. If the ready gave an
+    exception, the await raises it instead.
     """
     return (yield (unlockf, reason, arg))
 
 
-@types.coroutine
-def gosched() -> Any:
-    """Yield the processor: the G goes to the global run queue (Go's runtime.Gosched)."""
-    yield _GOSCHED
+def parkunlock(g: G, lock: Any) -> bool:
+    """unlockf that releases ``lock`` (Go's parkunlock_c)."""
+    lock.release()
+    return True
 
 
-@types.coroutine
-def _preempt_yield() -> Any:
-    yield _PREEMPT
+def getg() -> G | None:
+    """The G running on the calling thread's M (None outside a G)."""
+    m = tls.m
+    return m.curg if m is not None else None
 
 
-def preempted() -> bool:
-    """Should the calling G yield now? Consumes sysmon's request (fast paths call this).
+def ready(p: P, g: G, value: Any = None) -> None:
+    """Make parked g runnable in p's runnext; p must be the caller's own P (Go's ready).
 
-    Clears the global hint; sysmon sets it again next tick while a marked G still runs.
+    The G previously in runnext moves to the local queue; only then is an idle P woken
+    (see the module docstring).
     """
-    global preemptreq
-    preemptreq = False
-    m = _tls.m
+    assert g.waitreason is not None, f"{g!r} readied twice"
+    g.param = value
+    g.waitreason = None
+    rn = p.runnext
+    if not rn:  # runqput(p, g, True) for its common case, inlined
+        rn.append(g)
+    elif runqput(p, g, True):
+        s = _r.sched
+        if s.npidle and not s.nmspinning:
+            wakep(s)
+
+
+def goready(g: G, value: Any = None, exc: BaseException | None = None) -> None:
+    """Make parked g runnable, from any thread: :func:`ready` on this M's P, else the
+    global queue (and wake an idle P for it). ``exc`` makes its gopark raise instead."""
+    if exc is not None:
+        g.exc = exc
+    m = tls.m
+    if m is not None:
+        p = m.p
+        if p is not None:
+            ready(p, g, value)
+            return
+    s = _r.sched
+    if s is None:
+        return
+    assert g.waitreason is not None, f"{g!r} readied twice"
+    g.param = value
+    g.waitreason = None
+    with s.lock:
+        s.globrunq.append(g)
+    wakep(s)
+
+
+def ready_param(g: G, value: Any = None, exc: BaseException | None = None) -> None:
+    """Set what parked g's gopark evaluates to (or raises), before :func:`injectglist`."""
+    g.param = value
+    g.exc = exc
+
+
+# -- yielding the processor: park handlers that queue the G at once
+
+
+def _gosched_m(g: G, arg: Any) -> bool:
+    # No lock: deque.append is atomic, and this M, holding a P, looks at the global queue
+    # before it can sleep, so no wakeup is lost.
+    g.waitreason = None
+    _r.sched.globrunq.append(g)
+    return True
+
+
+def gosched() -> Awaitable[Any]:
+    """Yield the processor: the G goes to the global run queue (Go's runtime.Gosched)."""
+    return gopark(_gosched_m, None, "gosched")
+
+
+def _gopreempt_m(g: G, arg: Any) -> bool:
+    # Go's gopreempt_m: as gosched, and the next G starts a new time slice.
+    m = tls.m
+    m.preempts += 1
+    m.p.schedtick += 1
+    return _gosched_m(g, arg)
+
+
+def gopreempt() -> Awaitable[Any]:
+    """Honour sysmon's preemption request (after :func:`preemptcheck` said so)."""
+    return gopark(_gopreempt_m, None, "preempted")
+
+
+def preemptcheck() -> bool:
+    """Should the calling G yield now? Called by fast paths when ``runtime2.preemptreq``.
+
+    Consumes sysmon's request (sysmon sets it again next tick while a marked G still runs).
+    While sysmon sleeps because every P was idle, counts a poke instead (see sysmonpoke).
+    """
+    s = _r.sched
+    if s is None:
+        return False
+    if s.sysmonwait:
+        sysmonpoke(s)
+        return False
+    _r.set_preemptreq(False)
+    m = tls.m
     g = m.curg if m is not None else None
     if g is not None and g.preempt:
         g.preempt = False
@@ -270,72 +179,54 @@ def preempted() -> bool:
     return False
 
 
-preempt_yield = _preempt_yield
+def sysmonpoke(s: Sched) -> None:
+    """Work is going on while sysmon sleeps in sysmonwait: wake it after SYSMON_POKES.
 
-
-async def checkpreempt() -> None:
-    """Honour a preemption request from sysmon (for gopark-free fast paths)."""
-    if preempted():
-        await _preempt_yield()
-
-
-def getg() -> G | None:
-    """The G running on the calling thread's M (None outside a G)."""
-    m = _tls.m
-    return m.curg if m is not None else None
-
-
-def ready_param(g: G, value: Any = None, exc: BaseException | None = None) -> None:
-    """Set what g's gopark evaluates to (or raises) before g is put on a run queue."""
-    g.param = value
-    g.exc = exc
-    g.waitreason = None
-
-
-def goready(g: G, value: Any = None, exc: BaseException | None = None) -> None:
-    """Make parked g runnable: into this P's runnext (from an M with a P) or the global queue.
-
-    Callable from any thread. The G previously in runnext moves to the local queue; an idle
-    P is woken only when the local queue then holds work (see the module docstring).
+    Sysmon sleeps while every P is idle and nothing wakes it when a P gets busy again (a
+    wakeup per network event would cost more than the event under the GIL). Parks and
+    fast-path preemption checks are counted instead, so sustained work (a ping-pong pair,
+    a G looping on channel operations) has sysmon watching within SYSMON_POKES of them,
+    while a light load wakes it only every SYSMON_POKES events.
     """
-    g.param = value
-    if exc is not None:
-        g.exc = exc
-    g.waitreason = None
-    m = _tls.m
-    if m is not None:
-        p = m.p
-        if p is not None:
-            rn = p.runnext
-            if not rn:
-                rn.append(g)
-                return
-            try:
-                old = rn.pop()
-            except IndexError:
-                rn.append(g)
-                return
+    s.sysmonpokes += 1
+    if s.sysmonpokes >= SYSMON_POKES:
+        with s.lock:
+            s.sysmonwake()
+
+
+# ---------------------------------------------------------------- run queues
+
+
+def runqput(p: P, g: G, next: bool) -> bool:
+    """Put g on p's local queue, or into ``runnext`` with ``next`` (Go's runqput).
+
+    The G that ``next`` displaces goes to the tail of the local queue; on overflow half of
+    the queue moves to the global queue. Returns True if the local queue grew (the caller
+    may then wake an idle P). Only p's owner calls it.
+    """
+    if next:
+        rn = p.runnext
+        if not rn:
             rn.append(g)
-            runqput(p, old)
-            s = sched
-            if s.npidle and not s.nmspinning:
-                wakep(s)
-            return
-    s = sched
-    if s is None:
-        return
-    with s.lock:
-        s.globrunq.append(g)
-    wakep(s)
-
-
-def runqput(p: P, g: G) -> None:
-    """Put g at the tail of p's local queue; on overflow move half of it to the global queue."""
+            return False
+        try:
+            old = rn.pop()
+        except IndexError:  # a thief took it meanwhile
+            rn.append(g)
+            return False
+        rn.append(g)
+        g = old
     q = p.runq
     if len(q) < RUNQ_SIZE:
         q.append(g)
-        return
-    # runqputslow: half the local queue plus g go to the global queue in one batch.
+    else:
+        runqputslow(p, g)
+    return True
+
+
+def runqputslow(p: P, g: G) -> None:
+    """Move half of p's full local queue plus g to the global queue in one batch."""
+    q = p.runq
     popleft = q.popleft
     batch: list[G] = []
     take = batch.append
@@ -345,7 +236,7 @@ def runqput(p: P, g: G) -> None:
         except IndexError:  # thieves emptied it meanwhile
             break
     take(g)
-    sched.globrunq.extend(batch)  # atomic; the caller holds p, so no wakeup is lost
+    _r.sched.globrunq.extend(batch)  # atomic; the caller holds p, so no wakeup is lost
 
 
 def runqget(p: P) -> G | None:
@@ -385,21 +276,22 @@ def globrunqget(s: Sched, p: P, max_: int = 0) -> G | None:
 
 
 def injectglist(gs: list[G]) -> None:
-    """Make a batch of Gs runnable (their param already set) and start Ms for idle Ps.
+    """Make a batch of parked Gs runnable (their param set) and start Ms for idle Ps.
 
     As Go's injectglist: as many Gs as there are idle Ps go to the global queue, each with
-    an M started for it; the rest go to this M's local queue in one step. The netpoller hands
-    over a whole epoll_wait's worth at once, so with no idle P (always, with procs=1) this
-    takes no lock.
+    an M started for it; the rest go to this M's local queue in one step. The netpoller
+    hands over a whole epoll_wait's worth at once, so with no idle P (always, with
+    procs=1) this takes no lock.
     """
     if not gs:
         return
-    s = sched
+    s = _r.sched
     if s is None:
         return
     for g in gs:
+        assert g.waitreason is not None, f"{g!r} readied twice"
         g.waitreason = None
-    m = _tls.m
+    m = tls.m
     p = m.p if m is not None else None
     if p is None:
         with s.lock:
@@ -408,7 +300,6 @@ def injectglist(gs: list[G]) -> None:
         for _ in range(n):
             startm(s, None, False)
         return
-    n = 0
     if s.npidle:
         with s.lock:
             n = min(len(gs), s.npidle)
@@ -421,10 +312,10 @@ def injectglist(gs: list[G]) -> None:
         q.extend(gs)
     else:
         for g in gs:
-            runqput(p, g)
+            runqput(p, g, False)
 
 
-# ---------------------------------------------------------------- Ms
+# ---------------------------------------------------------------- Ms and Ps
 
 
 def wakep(s: Sched) -> None:
@@ -449,11 +340,13 @@ def startm(s: Sched, p: P | None, spinning: bool) -> None:
             if p is None:
                 if spinning:
                     s.nmspinning -= 1
+                    assert s.nmspinning >= 0
                 return
         if s.stopping:
             s.pidleput(p)
             if spinning:
                 s.nmspinning -= 1
+                assert s.nmspinning >= 0
             return
         if s.midle:
             midle = s.midle
@@ -497,9 +390,7 @@ def stopm(s: Sched, m: M, pollUntil: float) -> None:
             return
         s.midle.append(m)
         if pollUntil and (s.timer_m is None or s.timer_m.waketime > pollUntil):
-            if s.timer_m is not None:
-                # Hand the duty to us: the previous sleeper sleeps until its own turn anyway.
-                s.timer_m = None
+            # Take over the timer duty: the previous sleeper sleeps until its own turn anyway.
             s.timer_m = m
             m.waketime = pollUntil
             timeout = max(0.0, pollUntil - monotonic())
@@ -543,18 +434,46 @@ def checkdead(s: Sched) -> None:
         return
     if s.fatal is None:
         s.fatal = Deadlock()
-    s.stopping = True
-    ms = [m for m in s.midle]
-    s.midle.clear()
-    s.timer_m = None
-    for m2 in ms:
-        m2.note.release()
-    s.sysmon_event.set()
+    s.stop_locked()  # nobody polls: we checked
+
+
+def handoffp(s: Sched, p: P) -> None:
+    """Give p, taken from an M blocked in a syscall, to another M if there is anything to
+    do; else make it idle (Go's handoffp)."""
+    if p.runq or p.runnext or s.globrunq:
+        startm(s, p, False)
+        return
+    with s.lock:
+        spin = s.nmspinning + s.npidle == 0
+        if spin:
+            s.nmspinning += 1
+    if spin:
+        startm(s, p, True)
+        return
+    np = s.netpoller
+    if p.ntimers or (np is not None and not s.polling and np.waiting() > 0):
+        startm(s, p, False)
+        return
+    with s.lock:
+        s.pidleput(p)
+
+
+def retakep(s: Sched, p: P, syscalltick: int) -> bool:
+    """Take p from its M if that M is still in the syscall sysmon saw (``syscalltick``),
+    and hand it off; False if the M came back meanwhile (Go's retake, for _Psyscall)."""
+    with s.lock:
+        if p.status != _Psyscall or p.syscalltick != syscalltick:
+            return False
+        p.status = _Pidle
+        p.m = None
+        s.handoffs += 1
+    handoffp(s, p)
+    return True
 
 
 def mstart(s: Sched, m: M) -> None:
     """Body of every M's thread (M0 runs it on the caller's thread)."""
-    _tls.m = m
+    tls.m = m
     try:
         p = m.nextp
         if p is not None:
@@ -564,159 +483,140 @@ def mstart(s: Sched, m: M) -> None:
     except BaseException as e:  # internal error, or KeyboardInterrupt on M0
         s.fail(e)
     finally:
-        _tls.m = None
-        p = m.p
-        if p is not None:
-            m.p = None
+        tls.m = None
+        m.p = None
 
 
 # ---------------------------------------------------------------- schedule
 
 
 def schedule(s: Sched, m: M) -> None:
-    """The M's loop: find a runnable G and run it until it parks, yields or exits.
+    """The M's loop (Go's schedule): find a runnable G, execute it, until the run stops.
 
-    Hot path: a G made ready by the previous one sits in runnext and inherits its time
-    slice (schedtick is not advanced, as in Go), so sysmon sees a ping-pong pair as one
-    long run and can preempt it. That path stays in the inner loop below: it re-checks only
-    what can change under it (stopping, the P, due timers, the 61st-tick global queue turn).
+    A G from the local queue or the global one starts a new time slice (schedtick
+    advances); one taken from runnext inherits the slice of the G that readied it (see
+    :func:`execute`).
     """
-    GOSCHED = _GOSCHED
-    PREEMPT = _PREEMPT
-    globrunq = s.globrunq
-    parks = 0
     while not s.stopping:
-        m.parks = parks
-        m.curg = None
         p = m.p
-        if p is None:
-            g = findrunnable(s, m)
-            if g is None:
-                continue
-            p = m.p
-            p.schedtick += 1
-        else:
+        g = None
+        if p is not None:
             if p.ntimers and p.timers[0][0] <= monotonic():
-                runtimers(p)
-            g = None
-            if globrunq and p.schedtick % 61 == 0:
+                runtimers(p, monotonic())
+            if s.globrunq and p.schedtick % 61 == 0:
                 with s.lock:
                     g = globrunqget(s, p, 1)
             if g is None:
                 g = runqget(p)
-                if g is None:
-                    g = findrunnable(s, m)
-                    if g is None:
-                        continue
-                    p = m.p
-            p.schedtick += 1
-        rn = p.runnext
-        while True:
-            # execute g
-            m.curg = g
-            try:
-                exc = g.exc
-                if exc is None:
-                    v = g.param
-                    g.param = None
-                    y = g.coro.send(v)
-                else:
-                    g.exc = None
-                    y = g.coro.throw(exc)
-            except StopIteration as e:
-                m.curg = None
-                m.exits += 1
-                if g is s.main_g:
-                    s.result = e.value
-                    s.stop()
-                    m.parks = parks
-                    return
-                y = _EXITED
-                break
-            except BaseException as e:
-                m.curg = None
-                m.exits += 1
-                m.parks = parks
-                s.fail(e)
-                return
-            if y.__class__ is not tuple:
-                m.curg = None
-                break
-            # park g (m.curg keeps pointing at it until the next G or the outer loop: a
-            # store saved on the hot path; nothing reads it in between)
-            parks += 1
-            parkf, g.waitreason, arg = y
-            if parkf is not None:
-                parked = parkf(g, arg)  # goparkg: Go's unlockf(gp, arg)
+        if g is None:
+            g = findrunnable(s, m)
+            if g is None:
+                continue
+        m.p.schedtick += 1
+        if not execute(s, m, g):
+            return
+
+
+def execute(s: Sched, m: M, g: G) -> bool:
+    """Run g on m, then, without going back to schedule, the G it readied into runnext
+    (inheriting the time slice) or the next one of the local queue, for as long as nothing
+    that schedule checks has changed: stopping, the P, due timers, the 61st-tick global
+    queue turn. Returns False when the run has ended (main returned or a G failed).
+    """
+    p = m.p
+    rn = p.runnext
+    globrunq = s.globrunq
+    while True:
+        m.curg = g
+        try:
+            exc = g.exc
+            if exc is None:
+                v = g.param
+                g.param = None
+                req = g.coro.send(v)
             else:
-                parked = arg is None or arg() is not False  # gopark: unlockf()
-            if not parked:
-                # Not parked after all: g goes back into runnext and, as in Go's park_m,
-                # keeps its time slice -- unless sysmon ended the slice (checked next).
-                goready(g, g.param, g.exc)
-            if preemptreq and g.preempt:
-                # sysmon ended this time slice: the G it would pass to via runnext must not
-                # inherit it, or a ping-pong pair would starve the global queue.
-                g.preempt = False
-                m.preempts += 1
-                p = m.p
-                if p is not None:
-                    p.schedtick += 1
-                    try:
-                        g2 = p.runnext.pop()
-                    except IndexError:
-                        pass
-                    else:
-                        globrunq.append(g2)  # no lock needed, as for gosched below
+                g.exc = None
+                req = g.coro.throw(exc)
+        except StopIteration as e:
+            m.curg = None
+            m.exits += 1
+            if g is s.main_g:
+                s.result = e.value
+                s.stop()
+                return False
+        except BaseException as e:
+            m.curg = None
+            m.exits += 1
+            s.fail(e)
+            return False
+        else:
+            # Park g. m.curg keeps pointing at it until the next G: a store saved on the hot
+            # path; nothing reads it in between.
+            if req.__class__ is not tuple:
+                s.fail(RuntimeError(
+                    f"goroutine {g.goid} yielded {req!r}: await only runtime operations"))
+                return False
+            m.parks += 1
+            unlockf, g.waitreason, arg = req
+            if unlockf is not None and not unlockf(g, arg):
+                ready(m.p, g, g.param)  # not parked after all: back into runnext
+            if _r.preemptreq and preemptpark(s, m, g):
                 break
-            if (
-                s.stopping
-                or m.p is not p
-                or (p.ntimers and p.timers[0][0] <= monotonic())
-                or (globrunq and p.schedtick % 61 == 0)
-            ):
-                break
-            # Next G without going round the outer loop (its checks were just made): runnext
-            # inherits the time slice, a G from the local queue starts a new one.
-            if rn:
-                try:
-                    g = rn.pop()
-                    continue
-                except IndexError:  # a thief took it
-                    pass
+        if (
+            s.stopping
+            or m.p is not p
+            or (p.ntimers and p.timers[0][0] <= monotonic())
+            or (globrunq and p.schedtick % 61 == 0)
+        ):
+            break
+        if rn:
             try:
-                g = p.runq.popleft()
-            except IndexError:
-                break
+                g = rn.pop()
+                continue
+            except IndexError:  # a thief took it
+                pass
+        if not p.runq:
+            break
+        try:
+            g = p.runq.popleft()
+        except IndexError:
+            break
+        p.schedtick += 1
+    m.curg = None
+    return True
+
+
+def preemptpark(s: Sched, m: M, g: G) -> bool:
+    """g parked while ``preemptreq`` was set: True if its time slice ends here.
+
+    If sysmon marked g, the G it readied into runnext must not inherit the slice, or a
+    ping-pong pair would starve the global queue: that G goes to the global queue. If
+    sysmon sleeps, the park is a poke (see sysmonpoke).
+    """
+    if g.preempt:
+        g.preempt = False
+        m.preempts += 1
+        p = m.p
+        if p is not None:
             p.schedtick += 1
-        if y.__class__ is tuple or y is _EXITED:
-            continue
-        if y is GOSCHED or y is PREEMPT:
-            if y is PREEMPT:
-                m.preempts += 1
-            # No lock: deque.append is atomic, and this M, holding a P, looks at the global
-            # queue before it can sleep, so no wakeup can be lost (appends from threads
-            # without a P take sched.lock and wakep).
-            globrunq.append(g)
-            continue
-        if y is _EXITSYSCALL:
-            # The G came back from a syscall and found no P: queue it globally, go idle.
-            with s.lock:
-                globrunq.append(g)
-            wakep(s)
-            continue
-        m.parks = parks
-        s.fail(RuntimeError(f"goroutine {g.goid} yielded {y!r}: await only runtime operations"))
-        return
-    m.parks = parks
+            if p.runnext:
+                try:
+                    s.globrunq.append(p.runnext.pop())  # no lock needed, as for gosched
+                except IndexError:
+                    pass
+        return True
+    if s.sysmonwait:
+        sysmonpoke(s)
+    return False
 
 
 def findrunnable(s: Sched, m: M) -> G | None:
     """Block until there is a G to run (Go's findRunnable); None means: look again.
 
     Order: own timers, local queue, global queue, netpoll(0) when fds are waited on, steal
-    (spinning), then drop the P, re-check every queue, and sleep: one M in netpoll or on
-    its note until the next timer, the rest on their notes.
+    (spinning), then drop the P, re-check every queue, and sleep: one M in netpoll until
+    the next timer or an event, the others on their notes (one of them until the next timer
+    when nobody polls).
     """
     while not s.stopping:
         p = m.p
@@ -730,57 +630,25 @@ def findrunnable(s: Sched, m: M) -> G | None:
         now = monotonic()
         if p.ntimers:
             runtimers(p, now)
-        try:
-            g = p.runnext.pop()
-            resetspinning(s, m)
-            return g
-        except IndexError:
-            pass
-        try:
-            g = p.runq.popleft()
-            resetspinning(s, m)
-            return g
-        except IndexError:
-            pass
-        if s.globrunq:
+        g = runqget(p)
+        if g is None and s.globrunq:
             with s.lock:
                 g = globrunqget(s, p, 0)
-            if g is not None:
-                resetspinning(s, m)
-                return g
         np = s.netpoller
-        if np is not None and not s.polling and np.waiting() > 0:
+        if g is None and np is not None and not s.polling and np.waiting() > 0:
             gs = np.netpoll(0)
             s.lastpoll = now
             s.netpolls += 1
             if gs:
-                g = gs.pop(0)
-                g.waitreason = None
+                g = gs.pop()
                 injectglist(gs)
-                resetspinning(s, m)
-                return g
-        # Steal, if fewer than half the busy Ps have a spinning M already.
-        if s.gomaxprocs > 1:
-            if not m.spinning and 2 * s.nmspinning < s.gomaxprocs - s.npidle:
-                with s.lock:
-                    s.nmspinning += 1
-                m.spinning = True
+                _readyone(g)
+        if g is None and s.gomaxprocs > 1:
+            g = findrunnable_others(s, m, p, now)
+        if g is not None:
             if m.spinning:
-                g = stealwork(s, m, p, now)
-                if g is not None:
-                    resetspinning(s, m)
-                    return g
-        # Due timers of other Ps (idle ones in particular) are ours to run, spinning or not.
-        if s.gomaxprocs > 1:
-            for p2 in s.allp:
-                if p2 is not p and p2.ntimers and p2.timers and p2.timers[0][0] <= now:
-                    runtimers(p2, now)
-            try:
-                g = p.runnext.pop()
                 resetspinning(s, m)
-                return g
-            except IndexError:
-                pass
+            return g
         # Nothing: give up the P.
         with s.lock:
             if s.stopping:
@@ -791,6 +659,7 @@ def findrunnable(s: Sched, m: M) -> G | None:
                     if m.spinning:
                         m.spinning = False
                         s.nmspinning -= 1
+                        assert s.nmspinning >= 0
                     return g
             m.p = None
             s.pidleput(p)
@@ -798,65 +667,104 @@ def findrunnable(s: Sched, m: M) -> G | None:
             if wasspinning:
                 m.spinning = False
                 s.nmspinning -= 1
-        if wasspinning or s.gomaxprocs > 1:
-            # Work may have been queued after we looked and before our P became idle.
-            again = False
-            for p2 in s.allp:
-                if p2.runq or p2.runnext:
-                    again = True
-                    break
-            if again:
-                with s.lock:
-                    p = s.pidleget()
-                    if p is not None:
-                        s.nmspinning += 1
-                if p is not None:
-                    acquirep(m, p)
-                    m.spinning = True
-                    continue
+                assert s.nmspinning >= 0
+        if (wasspinning or s.gomaxprocs > 1) and recheck(s, m):
+            continue
         pollUntil = nexttimer(s)
         np = s.netpoller
-        if np is not None and (pollUntil or np.waiting() > 0):
-            with s.lock:
-                claim = not s.polling and not s.stopping
-                if claim:
-                    s.polling = True
-                    s.pollUntil = pollUntil or float("inf")
-            if claim:
-                delay = -1.0 if not pollUntil else max(0.0, pollUntil - monotonic())
-                m.blocked = True
-                try:
-                    gs = np.netpoll(delay)
-                finally:
-                    m.blocked = False
-                    with s.lock:
-                        s.polling = False
-                        s.pollUntil = 0.0
-                s.lastpoll = monotonic()
-                s.netpolls += 1
-                with s.lock:
-                    p = s.pidleget()
-                if p is None:
-                    injectglist(gs)
-                    continue
-                acquirep(m, p)
-                if gs:
-                    g = gs.pop(0)
-                    g.waitreason = None
-                    injectglist(gs)
-                    return g
-                continue
+        if np is not None and (pollUntil or np.waiting() > 0) and claimpoll(s, pollUntil):
+            g = netpollblock(s, m, pollUntil)
+            if g is not None:
+                return g
+            continue
         stopm(s, m, 0.0 if s.polling else pollUntil)  # the poller wakes for timers
     return None
 
 
+def _readyone(g: G) -> None:
+    # A G from netpoll that this M runs at once: readied here instead of by injectglist.
+    assert g.waitreason is not None, f"{g!r} readied twice"
+    g.waitreason = None
+
+
+def findrunnable_others(s: Sched, m: M, p: P, now: float) -> G | None:
+    """With more than one P: steal (when few Ms spin already), and run other Ps' due timers."""
+    if not m.spinning and 2 * s.nmspinning < s.gomaxprocs - s.npidle:
+        with s.lock:
+            s.nmspinning += 1
+        m.spinning = True
+    if m.spinning:
+        g = stealwork(s, m, p, now)
+        if g is not None:
+            return g
+    # Due timers of other Ps (idle ones in particular) are ours to run, spinning or not.
+    for p2 in s.allp:
+        if p2 is not p and p2.ntimers and p2.timers and p2.timers[0][0] <= now:
+            runtimers(p2, now)
+    return runqget(p)
+
+
+def recheck(s: Sched, m: M) -> bool:
+    """After dropping the P: work queued on some P meanwhile? Then take an idle P, spin."""
+    for p2 in s.allp:
+        if p2.runq or p2.runnext:
+            break
+    else:
+        return False
+    with s.lock:
+        p = s.pidleget()
+        if p is not None:
+            s.nmspinning += 1
+    if p is None:
+        return False
+    acquirep(m, p)
+    m.spinning = True
+    return True
+
+
+def claimpoll(s: Sched, pollUntil: float) -> bool:
+    """Become the M that blocks in netpoll, unless one already is."""
+    with s.lock:
+        if s.polling or s.stopping:
+            return False
+        s.polling = True
+        s.pollUntil = pollUntil or float("inf")
+    return True
+
+
+def netpollblock(s: Sched, m: M, pollUntil: float) -> G | None:
+    """As the claimed poller, block in netpoll until an event or ``pollUntil`` (0: none);
+    then take an idle P and return one G found (the rest injected), or None."""
+    delay = -1.0 if not pollUntil else max(0.0, pollUntil - monotonic())
+    m.blocked = True
+    try:
+        gs = s.netpoller.netpoll(delay)
+    finally:
+        m.blocked = False
+        with s.lock:
+            s.polling = False
+            s.pollUntil = 0.0
+            p = s.pidleget()
+    s.lastpoll = monotonic()
+    s.netpolls += 1
+    if p is None:
+        injectglist(gs)
+        return None
+    acquirep(m, p)
+    if not gs:
+        return None
+    g = gs.pop()
+    injectglist(gs)
+    _readyone(g)
+    return g
+
+
 def resetspinning(s: Sched, m: M) -> None:
     """A spinning M found work: stop spinning; wake another if work remains (Go's)."""
-    if not m.spinning:
-        return
     m.spinning = False
     with s.lock:
         s.nmspinning -= 1
+        assert s.nmspinning >= 0
         n = s.nmspinning
     if n == 0 and s.npidle and (s.globrunq or any(p.runq for p in s.allp)):
         wakep(s)
@@ -875,14 +783,9 @@ def stealwork(s: Sched, m: M, p: P, now: float) -> G | None:
                 continue
             if last and p2.ntimers:
                 runtimers(p2, now)
-                try:
-                    return p.runnext.pop()
-                except IndexError:
-                    pass
-                try:
-                    return p.runq.popleft()
-                except IndexError:
-                    pass
+                g = runqget(p)
+                if g is not None:
+                    return g
             g = runqsteal(p, p2, last)
             if g is not None:
                 p.steals += 1
@@ -897,7 +800,7 @@ def runqsteal(p: P, p2: P, stealnext: bool) -> G | None:
     q2 = p2.runq
     n = len(q2) - len(q2) // 2
     if n == 0:
-        if stealnext and p2.status == _Prunning:
+        if stealnext and p2.status == _Prunning and p2.runnext:
             m2 = p2.m
             cg = m2.curg if m2 is not None else None
             if cg is not None and cg.preempt:
@@ -922,16 +825,32 @@ def runqsteal(p: P, p2: P, stealnext: bool) -> G | None:
 # ---------------------------------------------------------------- timers (heap in timers.py)
 
 
-def runtimers(p: P, now: float | None = None) -> None:
-    from .timers import runtimers as _rt
+def addtimer(when: float, f: Callable[[Any], Any], arg: Any, period: float = 0.0) -> timer:
+    """Run ``f(arg)`` on an M at monotonic time ``when`` (then every ``period`` s if > 0)."""
+    t = timer(f, arg, period)
+    _addtimer(t, when)
+    return t
 
-    _rt(p, monotonic() if now is None else now)
+
+def modtimer(t: timer, when: float) -> bool:
+    """Make t fire at ``when`` instead; True if it was pending (Go's Timer.Reset)."""
+    active = t.stop()
+    _addtimer(t, when)
+    return active
+
+
+def _addtimer(t: timer, when: float) -> None:
+    s = _r.sched
+    if s is None:
+        raise RuntimeError("timers need a running goruntime.run()")
+    m = tls.m
+    p = m.p if m is not None and m.p is not None else s.allp[0]
+    push(p, t, when)
+    wakeNetPoller(s, when)
 
 
 def nexttimer(s: Sched) -> float:
     """Earliest pending timer over all Ps (0.0 if none)."""
-    from .timers import nextwhen
-
     best = 0.0
     for p in s.allp:
         if p.ntimers:
@@ -941,10 +860,9 @@ def nexttimer(s: Sched) -> float:
     return best
 
 
-def wakeNetPoller(when: float) -> None:
+def wakeNetPoller(s: Sched, when: float) -> None:
     """A timer for ``when`` was added: wake whoever sleeps past it (Go's wakeNetPoller)."""
-    s = sched
-    if s is None or s.stopping:
+    if s.stopping:
         return
     if s.polling:
         if s.pollUntil > when and s.netpoller is not None:
@@ -960,7 +878,7 @@ def wakeNetPoller(when: float) -> None:
                     tm.nextp = None
                     tm.note.release()
         return
-    m = _tls.m
+    m = tls.m
     if m is None or m.p is None:
         wakep(s)
     elif s.npidle and not s.nmspinning:
@@ -985,30 +903,18 @@ def go(fn: Callable[..., Awaitable[Any]] | Coroutine, *args: Any) -> G:
         coro = fn(*args)
         if coro.__class__ is not _CoroutineType and not isinstance(coro, Coroutine):
             raise TypeError(f"go() needs an async function or a coroutine, got {fn!r}")
-    s = sched
+    s = _r.sched
     if s is None:
         coro.close()
         raise RuntimeError("go() called outside goruntime.run()")
     g = G(next(s.goidgen), coro)
     if s.allgs is not None:
         s.allgs.add(g)
-    m = _tls.m
+    m = tls.m
     p = m.p if m is not None else None
     if p is not None:
         m.spawns += 1
-        rn = p.runnext
-        try:
-            old = rn.pop()
-        except IndexError:
-            rn.append(g)
-            return g
-        rn.append(g)
-        q = p.runq
-        if len(q) < RUNQ_SIZE:
-            q.append(old)
-        else:
-            runqput(p, old)
-        if s.npidle and not s.nmspinning:
+        if runqput(p, g, True) and s.npidle and not s.nmspinning:
             wakep(s)
         return g
     with s.lock:
@@ -1018,20 +924,23 @@ def go(fn: Callable[..., Awaitable[Any]] | Coroutine, *args: Any) -> G:
     return g
 
 
-def entersyscall(m: M) -> None:
+def entersyscall(s: Sched, m: M) -> None:
     """The M is about to block outside the runtime: its P becomes retakable by sysmon."""
     p = m.p
     m.oldp = p
     m.insyscall = True
     p.syscalltick += 1
     p.status = _Psyscall
+    if s.sysmonwait:  # sysmon must watch the syscall (Go's entersyscall_sysmon)
+        with s.lock:
+            s.sysmonwake()
 
 
 def exitsyscall(s: Sched, m: M) -> bool:
     """Back from the syscall: keep the old P if sysmon did not take it, else an idle P.
 
-    Returns False when no P was free: the caller must yield _EXITSYSCALL so that the G is
-    queued globally and the M parks.
+    Returns False when no P was free: the caller must park with ``_exitsyscall_m``, which
+    queues the G globally, and the M goes idle.
     """
     m.insyscall = False
     p = m.oldp
@@ -1042,15 +951,22 @@ def exitsyscall(s: Sched, m: M) -> bool:
             return True
         m.p = None
         p2 = s.pidleget()
+        if p2 is not None:
+            s.sysmonwake()  # as Go's exitsyscallfast_pidle
     if p2 is not None:
         acquirep(m, p2)
         return True
     return False
 
 
-@types.coroutine
-def _exitsyscall_park() -> Any:
-    yield _EXITSYSCALL
+def _exitsyscall_m(g: G, arg: Any) -> bool:
+    # Go's exitsyscall0: the G came back from a syscall and found no P.
+    s = _r.sched
+    g.waitreason = None
+    with s.lock:
+        s.globrunq.append(g)
+    wakep(s)
+    return True
 
 
 async def syscall(fn: Callable[..., Any], *args: Any) -> Any:
@@ -1060,132 +976,13 @@ async def syscall(fn: Callable[..., Any], *args: Any) -> Any:
     the P and starts (or wakes) another M for it, so other Gs keep running. On return the M
     takes back its P, else an idle one, else queues the G globally and parks.
     """
-    m = _tls.m
-    s = sched
+    m = tls.m
+    s = _r.sched
     if m is None or m.curg is None or s is None:
         raise RuntimeError("syscall() must be awaited inside a goroutine")
-    entersyscall(m)
+    entersyscall(s, m)
     try:
         return fn(*args)
     finally:
         if not exitsyscall(s, m):
-            await _exitsyscall_park()
-
-
-# ---------------------------------------------------------------- run
-
-
-def default_procs() -> int:
-    v = os.environ.get("GOMAXPROCS", "")
-    if v.strip():
-        try:
-            n = int(v)
-        except ValueError:
-            n = 0
-        if n > 0:
-            return n
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
-
-
-def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> Any:
-    """Run ``main`` as the main G on ``procs`` Ps (GOMAXPROCS); return its result.
-
-    The calling thread is M0. Other Gs are abandoned when main returns (as in Go): never
-    started ones are closed, parked ones are left to the garbage collector. Raises the
-    exception that escaped any G (a panic ends the program), with that G's traceback, or
-    ``Deadlock`` when no G can ever run again (none runnable, no timer pending, none in a
-    syscall, none parked on the network). Every M thread and sysmon have exited when this
-    returns; it waits for Ms blocked in ``syscall`` to come back (Go would just exit), and
-    a G that never awaits keeps its M, and so ``run``, from finishing. ``run`` may be called
-    again afterwards; only one run at a time per process.
-    """
-    global sched, last_sched, preemptreq
-    if not isinstance(main, Coroutine):
-        main = main()
-    if procs is None:
-        procs = default_procs()
-    if not isinstance(procs, int) or procs < 1:
-        main.close()
-        raise ValueError(f"procs must be a positive int, got {procs!r}")
-    if not _run_lock.acquire(blocking=False):
-        main.close()
-        raise RuntimeError("goruntime.run() is already running")
-    from . import chan, sysmon, trace
-
-    try:
-        s = Sched(procs)
-        chan.set_procs(procs, s.allp[0])
-        preemptreq = False
-        trace.configure(s)
-        g = G(next(s.goidgen), main)
-        s.main_g = g
-        if s.allgs is not None:
-            s.allgs.add(g)
-        m0 = M(next(s.mcount))
-        s.allm.append(m0)
-        p0 = s.pidleget()
-        p0.runnext.append(g)
-        m0.nextp = p0
-        sched = s
-        s.sysmon_thread = threading.Thread(
-            target=sysmon.sysmon, args=(s,), name="goruntime-sysmon", daemon=True
-        )
-        s.sysmon_thread.start()
-        try:
-            mstart(s, m0)
-        finally:
-            s.stop()
-            with s.lock:  # stopping is set: startm makes no new M from now on
-                threads = [m.thread for m in s.allm] + [s.sysmon_thread]
-            for t in threads:
-                if t is not None:
-                    t.join()
-            if s.netpoller is not None:
-                try:
-                    s.netpoller.close()
-                except Exception:  # noqa: BLE001 - closing is best effort after the run
-                    pass
-            sched = None
-            chan.set_procs(2)  # outside a run: lock, and no P to lean on
-            last_sched = s
-            _drop_unstarted(s)
-        if s.fatal is not None:
-            raise s.fatal
-        return s.result
-    finally:
-        _run_lock.release()
-
-
-def _drop_unstarted(s: Sched) -> None:
-    """Close never-started coroutines left in run queues (avoids 'never awaited' warnings)."""
-    qs: list = [s.globrunq]
-    for p in s.allp:
-        qs.append(p.runq)
-        qs.append(p.runnext)
-    for q in qs:
-        for g in q:
-            if inspect.getcoroutinestate(g.coro) == inspect.CORO_CREATED:
-                g.coro.close()
-        q.clear()
-
-
-def num_goroutine(s: Sched | None = None) -> int:
-    """Gs that exist now (Go's runtime.NumGoroutine); 0 outside run."""
-    if s is None:
-        s = sched
-    if s is None:
-        return 0
-    made = 1 + s.ext_spawns
-    ended = 0
-    for m in list(s.allm):
-        made += m.spawns
-        ended += m.exits
-    return made - ended
-
-
-def gomaxprocs() -> int:
-    s = sched
-    return s.gomaxprocs if s is not None else default_procs()
+            await gopark(_exitsyscall_m, None, "syscall")

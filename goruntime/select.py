@@ -15,13 +15,14 @@ deadlock if nothing else can run). A send case on a closed channel panics.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
-from . import chan as _chan
-from . import proc as _proc
-from .chan import Chan, dequeue, sudog
+from . import runtime2 as _r
+from .chan import Chan, chanrecv, chansend, sudog
 from .errors import Panic
-from .proc import _tls, gopark, goready
+from .proc import gopark, gopreempt, preemptcheck
+from .runtime2 import G, tls
 
 
 class recv:
@@ -46,10 +47,6 @@ class send:
 _DEFAULT = (-1, None, False)
 
 
-def _nop() -> None:
-    pass
-
-
 def _lockorder(cases: tuple) -> list[Chan]:
     seen = {}
     for cs in cases:
@@ -57,6 +54,19 @@ def _lockorder(cases: tuple) -> list[Chan]:
         if c is not None:
             seen[id(c)] = c
     return [seen[k] for k in sorted(seen)]
+
+
+def _unlocker(lockorder: list[Chan]) -> Callable[[], None]:
+    def unlockall() -> None:
+        for c in reversed(lockorder):
+            c._lock.release()
+
+    return unlockall
+
+
+def _parkunlockall(g: G, unlockall: Callable[[], None]) -> bool:
+    unlockall()
+    return True
 
 
 async def select(*cases: recv | send, default: bool = False) -> tuple[int, Any, bool]:
@@ -69,87 +79,48 @@ async def select(*cases: recv | send, default: bool = False) -> tuple[int, Any, 
     else:
         order = list(range(n))
         random.shuffle(order)
-    if _chan._locking:
+    if _r.locking:
         lockorder: list[Chan] | None = _lockorder(cases)
         for c in lockorder:
             c._lock.acquire()
-
-        def unlockall() -> None:
-            for c in reversed(lockorder):
-                c._lock.release()
+        unlockall: Callable[[], None] | None = _unlocker(lockorder)
     else:
-        lockorder = None  # one P: operations are serialized already (chan.set_procs)
-        unlockall = _nop
+        lockorder = unlockall = None  # one P: operations are serialized already
 
-    # Pass 1: look for a case that can proceed now.
+    # Pass 1: look for a case that can proceed now (chansend/chanrecv unlock all if so).
+    res: tuple | None = None
     for i in order:
         cs = cases[i]
         c = cs.c
         if c is None:
             continue
         if cs.__class__ is recv:
-            buf = c._buf
-            if buf:
-                v = buf.popleft()
-                sg = dequeue(c._sendq)
-                if sg is not None:
-                    buf.append(sg.elem)
-                unlockall()
-                if sg is not None:
-                    sg.ok = True
-                    _wakewaiter(sg)
-                res = (i, v, True)
+            r = chanrecv(c, unlockall)
+            if r is not None:
+                res = (i, r[0], r[1])
                 break
-            sg = dequeue(c._sendq)
-            if sg is not None:
-                unlockall()
-                v = sg.elem
-                sg.ok = True
-                _wakewaiter(sg)
-                res = (i, v, True)
-                break
-            if c._closed:
-                unlockall()
-                res = (i, None, False)
-                break
-        else:
-            if c._closed:
-                unlockall()
-                raise Panic("send on closed channel")
-            sg = dequeue(c._recvq)
-            if sg is not None:
-                unlockall()
-                sg.ok = True
-                if sg.sel is None:
-                    goready(sg, cs.v)
-                else:
-                    sg.elem = cs.v
-                    goready(sg.g, sg)
-                res = (i, None, True)
-                break
-            if len(c._buf) < c._cap:
-                c._buf.append(cs.v)
-                unlockall()
-                res = (i, None, True)
-                break
+        elif chansend(c, cs.v, unlockall):
+            res = (i, None, True)
+            break
     else:
         if default:
-            unlockall()
+            if unlockall is not None:
+                unlockall()
             res = _DEFAULT
-        else:
-            res = None
     if res is not None:
-        if _proc.preemptreq and _proc.preempted():
-            await _proc.preempt_yield()
+        if _r.preemptreq and preemptcheck():
+            await gopreempt()
         return res
-    m = _tls.m
+    m = tls.m
     g = m.curg if m is not None else None
     if g is None:
-        unlockall()
+        if unlockall is not None:
+            unlockall()
         raise RuntimeError("select() must be awaited inside a goroutine")
     if all(cs.c is None for cs in cases):
-        unlockall()
-        await gopark(None, "select (no cases)")
+        if unlockall is not None:
+            unlockall()
+        await gopark(None, None, "select (no cases)")
         raise AssertionError("unreachable: a select with no cases was woken")
     # Pass 2: enqueue on every channel, then park.
     claim = [True]
@@ -166,7 +137,7 @@ async def select(*cases: recv | send, default: bool = False) -> tuple[int, Any, 
             sg = sudog(g, claim, i, c, cs.v)
             c._sendq.append(sg)
         sgs.append(sg)
-    won = await gopark(unlockall if lockorder is not None else None, "select")
+    won = await gopark(None if unlockall is None else _parkunlockall, unlockall, "select")
     # Pass 3: dequeue from the channels whose cases did not fire.
     if lockorder is not None:
         for c in lockorder:
@@ -179,17 +150,11 @@ async def select(*cases: recv | send, default: bool = False) -> tuple[int, Any, 
             q.remove(sg)
         except ValueError:
             pass
-    unlockall()
+    if unlockall is not None:
+        unlockall()
     i = won.idx
     if cases[i].__class__ is recv:
         return i, won.elem, won.ok
     if not won.ok:
         raise Panic("send on closed channel")
     return i, None, True
-
-
-def _wakewaiter(sg: Any) -> None:
-    if sg.sel is None:
-        goready(sg)
-    else:
-        goready(sg.g, sg)

@@ -26,6 +26,7 @@ import threading
 from typing import Any
 
 from . import netpoll, proc
+from .select import select, send
 
 __all__ = ["notify", "stop"]
 
@@ -76,8 +77,6 @@ class _SigState:
     async def loop(self) -> None:
         # Go's os/signal.loop: read signal numbers, send each to every notified channel
         # without blocking.
-        from .select import select, send
-
         rsock = self.rsock
         pd = self.pd
         while True:

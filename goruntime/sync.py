@@ -1,7 +1,7 @@
 """Package sync: WaitGroup, Mutex, RWMutex, Once, built on gopark/goready (Go's sema.go).
 
 Each primitive keeps its state and a FIFO of parked Gs under a small internal lock (skipped
-for WaitGroup and Mutex with one P, as channels skip theirs: ``chan.set_procs``), and hands
+for WaitGroup and Mutex with one P, as channels skip theirs: ``runtime2.onep``), and hands
 ownership directly to the G it wakes (Go's starvation mode), so a woken G never has to
 compete again. Misuse is reported with Go's messages: a negative WaitGroup counter is a
 ``Panic``; unlocking an unlocked (RW)Mutex is Go's unrecoverable ``fatal error``, raised as
@@ -16,14 +16,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from . import chan as _chan
-from . import proc as _proc
+from . import runtime2 as _r
 from .errors import Fatal, Panic
-from .proc import gopark, goready
+from .proc import getg, gopark, gopreempt, goready, parkunlock, preemptcheck
+from .runtime2 import G
 
 
-def _curg() -> _proc.G:
-    g = _proc.getg()
+def _curg() -> G:
+    g = getg()
     if g is None:
         raise RuntimeError("sync primitives must be awaited inside a goroutine")
     return g
@@ -36,7 +36,7 @@ class WaitGroup:
 
     def __init__(self) -> None:
         self._n = 0
-        self._waiters: list[_proc.G] = []
+        self._waiters: list[G] = []
         self._lk = threading.Lock()
 
     def add(self, delta: int) -> None:
@@ -44,7 +44,7 @@ class WaitGroup:
 
         Raises ``Panic("sync: negative WaitGroup counter")`` if it goes below zero.
         """
-        locking = _chan._locking
+        locking = _r.locking
         if locking:
             self._lk.acquire()
         try:
@@ -70,7 +70,7 @@ class WaitGroup:
     async def wait(self) -> None:
         """Block until the counter is zero."""
         lk = self._lk
-        locking = _chan._locking
+        locking = _r.locking
         if locking:
             lk.acquire()
         if self._n == 0:
@@ -78,7 +78,7 @@ class WaitGroup:
                 lk.release()
             return
         self._waiters.append(_curg())
-        await gopark(lk.release if locking else None, "sync.WaitGroup.Wait")
+        await gopark(parkunlock if locking else None, lk, "sync.WaitGroup.Wait")
 
 
 class Mutex:
@@ -88,24 +88,24 @@ class Mutex:
 
     def __init__(self) -> None:
         self._locked = False
-        self._waiters: deque[_proc.G] = deque()
+        self._waiters: deque[G] = deque()
         self._lk = threading.Lock()
 
     async def lock(self) -> None:
         """Acquire the mutex, parking until it is handed to us if it is held."""
         lk = self._lk
-        locking = _chan._locking
+        locking = _r.locking
         if locking:
             lk.acquire()
         if not self._locked:
             self._locked = True
             if locking:
                 lk.release()
-            if _proc.preemptreq and _proc.preempted():
-                await _proc.preempt_yield()
+            if _r.preemptreq and preemptcheck():
+                await gopreempt()
             return
         self._waiters.append(_curg())
-        await gopark(lk.release if locking else None, "sync.Mutex.Lock")
+        await gopark(parkunlock if locking else None, lk, "sync.Mutex.Lock")
 
     def try_lock(self) -> bool:
         """Acquire the mutex if it is free; never blocks."""
@@ -121,7 +121,7 @@ class Mutex:
         Raises ``Fatal("sync: unlock of unlocked mutex")`` if it is not locked.
         """
         lk = self._lk
-        locking = _chan._locking
+        locking = _r.locking
         if locking:
             lk.acquire()
         if not self._locked:
@@ -157,8 +157,8 @@ class RWMutex:
     def __init__(self) -> None:
         self._readers = 0
         self._writer = False
-        self._rwait: list[_proc.G] = []
-        self._wwait: deque[_proc.G] = deque()
+        self._rwait: list[G] = []
+        self._wwait: deque[G] = deque()
         self._lk = threading.Lock()
 
     async def rlock(self) -> None:
@@ -170,7 +170,7 @@ class RWMutex:
             lk.release()
             return
         self._rwait.append(_curg())
-        await gopark(lk.release, "sync.RWMutex.RLock")
+        await gopark(parkunlock, lk, "sync.RWMutex.RLock")
 
     def runlock(self) -> None:
         """Release a read lock. ``Fatal`` if not read-locked."""
@@ -193,7 +193,7 @@ class RWMutex:
             lk.release()
             return
         self._wwait.append(_curg())
-        await gopark(lk.release, "sync.RWMutex.Lock")
+        await gopark(parkunlock, lk, "sync.RWMutex.Lock")
 
     def unlock(self) -> None:
         """Release the write lock, admitting every waiting reader, else the next writer."""

@@ -2,7 +2,7 @@
 
 Every tick (20 µs, doubling after 1 ms without anything to do, up to 10 ms, as Go) it:
 * retakes Ps from Ms blocked in ``rt.syscall`` for a full tick while other work exists (or
-  10 ms in any case) and hands them to another M (``handoffp``);
+  10 ms in any case) and hands them to another M (``proc.retakep``);
 * polls the network (``netpoll(0)``) if nobody has for 10 ms and injects what is ready;
 * marks a G that has run for more than 10 ms without passing through the scheduler for
   preemption (``g.preempt``). The G yields at its next runtime call (a channel operation,
@@ -12,6 +12,12 @@ Every tick (20 µs, doubling after 1 ms without anything to do, up to 10 ms, as 
 * starts an M when a timer is overdue by more than 1 ms and nobody waits for it (Go's
   sysmon does the same for timers left behind on a busy or idle P);
 * prints the ``GODEBUG=schedtrace`` line when it is due (trace.py).
+
+When every P is idle it sleeps instead (Go's ``sched.sysmonwait``; not while schedtrace
+prints): until the next timer, at most SYSMON_WAIT_MAX, or until woken by a G entering a
+syscall, an M leaving one, the end of the run, or ``proc.sysmonpoke`` once the Gs have
+parked or checked for preemption SYSMON_POKES times (sustained work). An idle server costs
+no ticks, and a light load a tick every SYSMON_POKES events.
 """
 
 from __future__ import annotations
@@ -19,10 +25,15 @@ from __future__ import annotations
 from time import monotonic
 
 from . import proc, trace
+from . import runtime2 as _r
+from .runtime2 import _Prunning, _Psyscall
 
-FORCE_PREEMPT_NS = 0.010  # Go's forcePreemptNS: 10 ms time slice
-POLL_INTERVAL = 0.010  # netpoll if nobody has for this long
-MAX_DELAY = 0.010
+FORCE_PREEMPT = 0.010  # s; Go's forcePreemptNS: the time slice
+POLL_INTERVAL = 0.010  # s; netpoll if nobody has for this long
+MIN_DELAY = 20e-6  # s; Go's sysmon starts at 20 µs
+MAX_DELAY = 0.010  # s; ... and backs off to 10 ms
+SYSMON_WAIT_MAX = 1.0  # s; Go's is forcegcperiod/2 (60 s). A G that makes no runtime call
+# at all cannot poke sysmon; this bounds how long its long run can go unseen.
 
 
 class _Rec:
@@ -37,7 +48,7 @@ class _Rec:
         self.syscallwhen = now
 
 
-def sysmon(s: proc.Sched) -> None:
+def sysmon(s: _r.Sched) -> None:
     """Thread body; returns when the run stops. A failure here ends the run loudly."""
     try:
         _sysmon(s)
@@ -45,18 +56,28 @@ def sysmon(s: proc.Sched) -> None:
         s.fail(e)
 
 
-def _sysmon(s: proc.Sched) -> None:
+def _sysmon(s: _r.Sched) -> None:
     now = monotonic()
     recs = [_Rec(now) for _ in s.allp]
-    delay = 20e-6
+    delay = MIN_DELAY
     idle = 0
-    ev = s.sysmon_event
+    note = s.sysmon_note
     tr = trace.Tracer(s)
     while not s.stopping:
-        ev.wait(min(delay, tr.wait()) if tr.on else delay)
+        if note.acquire(True, min(delay, tr.wait()) if tr.on else delay):
+            with s.lock:
+                s.sysmonconsume()  # the end of the run, or a wake that came late
         if s.stopping:
             break
         now = monotonic()
+        if not tr.on and s.npidle == s.gomaxprocs:
+            woken = sysmonwait(s, now)
+            if s.stopping:
+                break
+            if woken:
+                idle = 0
+                delay = MIN_DELAY
+            now = monotonic()
         s.sysmon_wakeups += 1
         np = s.netpoller
         if np is not None and not s.polling and now - s.lastpoll > POLL_INTERVAL:
@@ -78,26 +99,54 @@ def _sysmon(s: proc.Sched) -> None:
         else:
             idle += 1
         if idle == 0:
-            delay = 20e-6
+            delay = MIN_DELAY
         elif idle > 50:
             delay = min(delay * 2, MAX_DELAY)
         if tr.on:
             tr.maybe_print(now)
 
 
-def retake(s: proc.Sched, now: float, recs: list[_Rec]) -> int:
+def sysmonwait(s: _r.Sched, now: float) -> bool:
+    """Sleep while every P is idle (see the module docstring); True if woken, not timed out.
+
+    ``preemptreq`` is set meanwhile: it makes the schedule loop and the fast paths poke.
+    """
+    nt = proc.nexttimer(s)
+    if nt and nt <= now:
+        return False  # an overdue timer: keep ticking
+    sleep = SYSMON_WAIT_MAX if not nt else min(nt - now, SYSMON_WAIT_MAX)
+    with s.lock:
+        if s.stopping or s.npidle != s.gomaxprocs:
+            return False
+        s.sysmonconsume()
+        s.sysmonwait = True
+        s.sysmonpokes = 0
+    _r.set_preemptreq(True)
+    woken = s.sysmon_note.acquire(True, sleep)
+    with s.lock:
+        s.sysmonwait = False
+        if woken:
+            s.sysmon_signaled = False
+        elif s.sysmon_signaled:  # woken just after the timeout
+            s.sysmonconsume()
+            woken = True
+    _r.set_preemptreq(False)
+    return woken
+
+
+def retake(s: _r.Sched, now: float, recs: list[_Rec]) -> int:
     """Preempt long-running Gs and retake Ps blocked in syscalls; returns Ps retaken."""
     n = 0
     marked = False
     for p in s.allp:
         rec = recs[p.id]
         st = p.status
-        if st == proc._Prunning:
+        if st == _Prunning:
             t = p.schedtick
             if rec.schedtick != t:
                 rec.schedtick = t
                 rec.schedwhen = now
-            elif now - rec.schedwhen >= FORCE_PREEMPT_NS:
+            elif now - rec.schedwhen >= FORCE_PREEMPT:
                 m = p.m
                 g = m.curg if m is not None else None
                 if g is not None:
@@ -111,7 +160,7 @@ def retake(s: proc.Sched, now: float, recs: list[_Rec]) -> int:
                         # ping-pong pair across Ms, which under the GIL is slower.)
                         proc.wakep(s)
                     marked = True
-        elif st == proc._Psyscall:
+        elif st == _Psyscall:
             t = p.syscalltick
             if rec.syscalltick != t:
                 rec.syscalltick = t
@@ -122,39 +171,11 @@ def retake(s: proc.Sched, now: float, recs: list[_Rec]) -> int:
             if (
                 not (p.runq or p.runnext)
                 and s.nmspinning + s.npidle > 0
-                and rec.syscallwhen + FORCE_PREEMPT_NS > now
+                and rec.syscallwhen + FORCE_PREEMPT > now
             ):
                 continue
-            with s.lock:
-                if p.status != proc._Psyscall or p.syscalltick != t:
-                    continue
-                p.status = proc._Pidle
-                p.m = None
-                s.handoffs += 1
-            n += 1
-            handoffp(s, p)
+            if proc.retakep(s, p, t):
+                n += 1
     if marked:
-        proc.preemptreq = True
+        _r.set_preemptreq(True)
     return n
-
-
-def handoffp(s: proc.Sched, p: proc.P) -> None:
-    """Give a P whose M is blocked to another M if there is anything to do (Go's handoffp)."""
-    if p.runq or p.runnext or s.globrunq:
-        proc.startm(s, p, False)
-        return
-    with s.lock:
-        if s.nmspinning + s.npidle == 0:
-            s.nmspinning += 1
-            spin = True
-        else:
-            spin = False
-    if spin:
-        proc.startm(s, p, True)
-        return
-    np = s.netpoller
-    if p.ntimers or (np is not None and not s.polling and np.waiting() > 0):
-        proc.startm(s, p, False)
-        return
-    with s.lock:
-        s.pidleput(p)

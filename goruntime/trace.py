@@ -1,4 +1,4 @@
-"""Observability: GODEBUG=schedtrace/scheddetail, num_goroutine, gomaxprocs, stats.
+"""Observability: GODEBUG=schedtrace/scheddetail and stats().
 
 ``GODEBUG=schedtrace=MS`` makes sysmon print Go's line to stderr every MS ms::
 
@@ -6,19 +6,19 @@
 idlethreads=1 runqueue=0 [0 0]
 
 and ``scheddetail=1`` prints Go's detailed form instead: the header with ``gcwaiting=0
-nmidlelocked=0 stopwait=0 sysmonwait=0`` then one line per P, M and G. ``threads`` counts
-the Ms plus sysmon; per-P run queue sizes exclude ``runnext``, as in Go.
+nmidlelocked=0 stopwait=0 sysmonwait=0`` (sysmon never waits while tracing) then one line
+per P, M and G. ``threads`` counts the Ms plus sysmon; per-P run queue sizes exclude
+``runnext``, as in Go.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import weakref
 from time import monotonic
 from typing import Any
 
-from . import proc
+from . import runtime2 as _r
 
 _Gstatus = {"runnable": 1, "running": 2, "syscall": 3, "waiting": 4}
 
@@ -36,22 +36,18 @@ def parse_godebug(value: str | None) -> dict[str, int]:
     return out
 
 
-def configure(s: proc.Sched) -> None:
-    """Read GODEBUG for this run."""
-    d = parse_godebug(os.environ.get("GODEBUG"))
-    s.schedtrace = d.get("schedtrace", 0)
-    s.scheddetail = d.get("scheddetail", 0)
-    if s.schedtrace > 0 and s.scheddetail:
-        s.allgs = weakref.WeakSet()
+def godebug() -> dict[str, int]:
+    """This process's GODEBUG settings that the scheduler reads (``Sched`` keywords)."""
+    return parse_godebug(os.environ.get("GODEBUG"))
 
 
 class Tracer:
     """Prints the schedtrace line from sysmon when it is due."""
 
-    def __init__(self, s: proc.Sched) -> None:
+    def __init__(self, s: _r.Sched) -> None:
         self.s = s
-        self.on = getattr(s, "schedtrace", 0) > 0
-        self.period = getattr(s, "schedtrace", 0) / 1000.0
+        self.on = s.schedtrace > 0
+        self.period = s.schedtrace / 1000.0
         self.next = s.starttime  # Go prints once at start (SCHED 0ms), then every period
 
     def wait(self) -> float:
@@ -65,7 +61,7 @@ class Tracer:
         sys.stderr.flush()
 
 
-def schedtrace(s: proc.Sched, detailed: bool, now: float | None = None) -> str:
+def schedtrace(s: _r.Sched, detailed: bool, now: float | None = None) -> str:
     """Go's schedtrace output for the current state (racy reads, as Go's)."""
     now = monotonic() if now is None else now
     allm = list(s.allm)
@@ -76,7 +72,7 @@ def schedtrace(s: proc.Sched, detailed: bool, now: float | None = None) -> str:
     )
     if not detailed:
         return head + " [" + " ".join(str(len(p.runq)) for p in s.allp) + "]\n"
-    lines = [head + " gcwaiting=0 nmidlelocked=0 stopwait=0 sysmonwait=0"]
+    lines = [head + f" gcwaiting=0 nmidlelocked=0 stopwait=0 sysmonwait={int(s.sysmonwait)}"]
     for p in s.allp:
         m = p.m
         lines.append(
@@ -119,24 +115,21 @@ def schedtrace(s: proc.Sched, detailed: bool, now: float | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-_last: dict[str, Any] = {}
-
-
 def stats() -> dict[str, Any]:
     """Counters of the running scheduler, or of the last run once it has returned.
 
     Keys: gomaxprocs, goroutines, threads, idleprocs, schedticks, steals, parks, spawns,
     handoffs, preemptions, long_runs, netpolls, sysmon_wakeups, runqueue.
     """
-    s = proc.sched
+    s = _r.sched
     if s is None:
-        s = proc.last_sched
+        s = _r.last_sched
         if s is None:
-            return dict(_last)
+            return {}
     allm = list(s.allm)
     return {
         "gomaxprocs": s.gomaxprocs,
-        "goroutines": proc.num_goroutine(s),
+        "goroutines": s.num_goroutine(),
         "threads": len(allm) + 1,
         "idleprocs": s.npidle,
         "schedticks": sum(p.schedtick for p in s.allp),

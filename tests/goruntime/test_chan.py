@@ -233,3 +233,162 @@ def test_capacity_at_go_limit_is_accepted():
     """(maxAlloc - hchanSize) / 8 = 2**45 - 12 is the largest capacity Go's makechan allows."""
     assert MAX_CAP == 2**45 - 12
     assert rt.Chan(MAX_CAP).cap() == MAX_CAP
+
+
+def test_send_skips_a_finished_selects_waiter_and_hands_the_value_to_the_next_receiver():
+    """recvq holds a select's sudog whose select already won elsewhere, then a plain G:
+    the value goes to the plain G (Go's dequeue skips a select that is done)."""
+
+    async def main():
+        c, d = rt.Chan(), rt.Chan()
+        got = []
+
+        async def selector():
+            i, v, _ = await rt.select(rt.recv(c), rt.recv(d))
+            got.append(("select", i, v))
+
+        async def plain():
+            got.append(("plain", await c.recv()))
+
+        rt.go(selector)
+        await until(lambda: len(c._recvq) == 1)
+        rt.go(plain)
+        await until(lambda: len(c._recvq) == 2)
+        await d.send("d")  # the select wins on d; its sudog stays on c until it runs
+        await c.send("c")
+        await until(lambda: len(got) == 2)
+        return sorted(got)
+
+    assert rt.run(main(), procs=1) == [("plain", "c"), ("select", 1, "d")]
+
+
+# Chan.send and Chan.recv inline the common cases of chansend/chanrecv (and of proc.ready);
+# select with one case goes through chansend/chanrecv themselves. The same scenario through
+# either must give the same values and the same order of running Gs afterwards.
+
+
+async def _send_direct(c, v):
+    await c.send(v)
+
+
+async def _send_ref(c, v):
+    await rt.select(rt.send(c, v))
+
+
+async def _recv_direct(c):
+    return await c.recv()
+
+
+async def _recv_ref(c):
+    return (await rt.select(rt.recv(c)))[1]
+
+
+async def _handoff_to_parked_receiver(send, recv, log):
+    c = rt.Chan()
+
+    async def receiver():
+        log.append(("got", await recv(c)))
+
+    async def bystander():
+        log.append("bystander")
+
+    rt.go(receiver)
+    await until(lambda: len(c._recvq) == 1)
+    rt.go(bystander)  # in runnext: the receiver displaces it to the local queue
+    await send(c, 1)
+    log.append("sent")
+    await rt.gosched()
+
+
+async def _run_from_the_local_queue(g, log):
+    """Run g from the local queue with runnext empty and another G queued behind it."""
+    done = rt.Chan()
+
+    async def other():
+        log.append("other")
+
+    async def late():
+        log.append("late")
+        await done.send(None)
+
+    for f in (g, late, other):  # runnext: other; local queue: g, late
+        rt.go(f)
+    await done.recv()
+
+
+async def _handoff_with_runnext_empty(send, recv, log):
+    c = rt.Chan()
+
+    async def receiver():
+        log.append(("got", await recv(c)))
+
+    async def sender():
+        await send(c, 1)  # runnext is empty: the receiver goes there, ahead of "late"
+        log.append("sent")
+
+    rt.go(receiver)
+    await until(lambda: len(c._recvq) == 1)
+    await _run_from_the_local_queue(sender, log)
+
+
+async def _take_from_parked_sender(send, recv, log):
+    c = rt.Chan()
+
+    async def sender():
+        await send(c, 2)
+        log.append("sender resumed")
+
+    async def receiver():
+        log.append(("got", await recv(c)))  # runnext is empty: the sender goes there
+
+    rt.go(sender)
+    await until(lambda: len(c._sendq) == 1)
+    await _run_from_the_local_queue(receiver, log)
+
+
+async def _buffered_then_full(send, recv, log):
+    c = rt.Chan(1)
+    await send(c, 3)  # room in the buffer
+
+    async def sender():
+        await send(c, 4)  # full: waits
+        log.append("sender resumed")
+
+    rt.go(sender)
+    await until(lambda: len(c._sendq) == 1)
+    log.append(("got", await recv(c)))  # takes 3, moves 4 into the buffer
+    log.append(("got", await recv(c)))
+    await rt.gosched()
+
+
+async def _receiver_waits_for_sender(send, recv, log):
+    c = rt.Chan()
+
+    async def sender():
+        log.append("sending")
+        await send(c, 5)
+        log.append("sender resumed")
+
+    rt.go(sender)
+    log.append(("got", await recv(c)))
+    await rt.gosched()
+
+
+@pytest.mark.parametrize("scenario", [_handoff_to_parked_receiver, _handoff_with_runnext_empty,
+                                      _take_from_parked_sender,
+                                      _buffered_then_full, _receiver_waits_for_sender])
+def test_inlined_send_and_recv_behave_as_chansend_and_chanrecv(scenario):
+    def trace(send, recv):
+        log = []
+
+        async def main():
+            await scenario(send, recv, log)
+            await rt.sleep(0.01)
+            return log
+
+        return rt.run(main(), procs=1)
+
+    reference = trace(_send_ref, _recv_ref)
+    assert trace(_send_direct, _recv_direct) == reference
+    assert trace(_send_direct, _recv_ref) == reference
+    assert trace(_send_ref, _recv_direct) == reference

@@ -8,6 +8,7 @@ import pytest
 
 import goruntime as rt
 from goruntime import proc
+from tests.goruntime.support import go_ping_pong
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -197,24 +198,12 @@ def test_ping_pong_pair_cannot_starve_a_goroutine_in_the_global_queue():
 
     async def main():
         state = {"done": False}
-        a, b = rt.Chan(), rt.Chan()
-
-        async def ping():
-            while not state["done"]:
-                await a.send(1)
-                await b.recv()
-
-        async def pong():
-            while True:
-                await a.recv()
-                await b.send(1)
 
         async def waiter():
             await rt.syscall(time.sleep, 0.02)  # comes back to the global queue
             state["done"] = True
 
-        rt.go(pong)
-        rt.go(ping)
+        go_ping_pong(lambda: not state["done"])
         rt.go(waiter)
         t0 = time.monotonic()
         while not state["done"]:
@@ -317,7 +306,7 @@ def test_getg_and_internal_gopark_goready(procs):
             proc.goready(g, "woken")
 
         rt.go(waker, me)
-        v = await proc.gopark(None, "test")
+        v = await proc.gopark(None, None, "test")
         exc = ValueError("x")
 
         async def thrower(g):
@@ -325,7 +314,7 @@ def test_getg_and_internal_gopark_goready(procs):
 
         rt.go(thrower, me)
         try:
-            await proc.gopark(None, "test")
+            await proc.gopark(None, None, "test")
         except ValueError as e:
             return v, e is exc
         return v, False
@@ -336,7 +325,7 @@ def test_getg_and_internal_gopark_goready(procs):
 
 def test_gopark_unlockf_returning_false_resumes_at_once(procs):
     async def main():
-        return await proc.gopark(lambda: False, "test")
+        return await proc.gopark(lambda g, arg: False, None, "test")
 
     assert rt.run(main(), procs=procs) is None
 
@@ -445,7 +434,7 @@ def test_goready_and_injectglist_from_a_foreign_thread(procs, how):
 
         async def waiter(i):
             parked.append(proc.getg())
-            got.append((i, await proc.gopark(None, "test")))
+            got.append((i, await proc.gopark(None, None, "test")))
 
         for i in range(5):
             rt.go(waiter, i)
@@ -471,3 +460,21 @@ def test_goready_and_injectglist_from_a_foreign_thread(procs, how):
 
     got, goids = rt.run(main(), procs=procs)
     assert [v for _, v in got] == sorted(f"v{goid}" for goid in goids)
+
+
+def test_readying_a_g_twice_for_one_park_is_caught(procs):
+    """A G is readied exactly once per park (Go throws on a bad status); here an
+    AssertionError ends the run instead of the G running twice."""
+
+    async def main():
+        me = proc.getg()
+
+        async def waker():
+            proc.goready(me, "once")
+            proc.goready(me, "twice")
+
+        rt.go(waker)
+        await proc.gopark(None, None, "test")
+
+    with pytest.raises(AssertionError, match="readied twice"):
+        rt.run(main(), procs=procs)

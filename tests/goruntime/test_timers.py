@@ -5,7 +5,7 @@ import time
 import pytest
 
 import goruntime as rt
-from goruntime import timers
+from goruntime import proc
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -120,8 +120,6 @@ def test_ticker_rejects_non_positive_interval(procs):
 
 def test_addtimer_internal_api_runs_f_in_scheduler_context(procs):
     async def main():
-        from goruntime import proc
-
         fired = []
         g = proc.getg()
 
@@ -129,13 +127,13 @@ def test_addtimer_internal_api_runs_f_in_scheduler_context(procs):
             fired.append((arg, proc.getg()))
             proc.goready(g, arg)
 
-        t = timers.addtimer(time.monotonic() + 0.01, f, "a")
-        v = await proc.gopark(None, "test")
-        t2 = timers.addtimer(time.monotonic() + 10, f, "never")
+        t = proc.addtimer(time.monotonic() + 0.01, f, "a")
+        v = await proc.gopark(None, None, "test")
+        t2 = proc.addtimer(time.monotonic() + 10, f, "never")
         assert t2.stop() is True and t2.stop() is False
-        t3 = timers.addtimer(time.monotonic() + 10, f, "b")
-        assert t3.reset(time.monotonic() + 0.01) is True
-        v3 = await proc.gopark(None, "test")
+        t3 = proc.addtimer(time.monotonic() + 10, f, "b")
+        assert proc.modtimer(t3, time.monotonic() + 0.01) is True
+        v3 = await proc.gopark(None, None, "test")
         return v, v3, fired, t.stop()
 
     v, v3, fired, stopped = rt.run(main(), procs=procs)
