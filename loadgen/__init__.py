@@ -1,17 +1,19 @@
 """Locust TCP echo load generator (master/worker), HDR latency, byte-exact checks.
 
 `python -m loadgen --port P --connections N ...` runs a master and its local workers
-(`python -m loadgen --help`); the result dict's fields are listed in results/SCHEMA.md
-("loadgen").
+(`python -m loadgen --help`); `python -m loadgen worker --master HOST:PORT` a worker on
+any host, which serves case after case; the result dict's fields are listed in
+results/SCHEMA.md ("loadgen").
 
   config     command line, resolved settings, the fd/port capacity check (pure)
   message    the bytes of message n, checked byte for byte (pure)
   histogram  HdrHistogram helpers: record, encode, merge, summary, fairness (pure)
   recorder   one worker's tally of the measure window (pure)
   result     the result dict and the human summary (pure)
+  crew       the workers of a case: joined, fixed, late, lost (pure)
   user       the EchoUser: one TCP connection, closed or open loop (gevent)
-  worker     the Locust worker runner and its messages to the master (gevent)
-  master     phases, local worker processes, merge, output, signals (gevent)
+  worker     the worker process: a Locust worker runner per case, its messages (gevent)
+  master     admission, phases, local workers, liveness, merge, output (gevent)
 
 Importing this package imports neither gevent nor Locust; only `user`, `worker` and
 `master` do.

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m loadgen",
         description="TCP echo load generator on Locust's master/worker engine. "
         "'python -m loadgen worker --master HOST:PORT' runs a worker for a remote master.",
+        epilog=f"Exit status: 0 a result; {EXIT_FAILED} no result, or no connection "
+        f"established (result kept); 2 bad usage; {EXIT_WORKER_LOST} a worker was lost "
+        "(result kept: the survivors' figures); 128+N killed by signal N.",
     )
     p.add_argument("--host", default="127.0.0.1", help="echo server address")
     p.add_argument("--port", type=int, required=True, help="echo server port")
@@ -119,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["open", "closed"], default="closed")
     p.add_argument("--conn-mode", choices=["persistent", "per-message"], default="persistent")
     p.add_argument("--workers", type=_count,
-                   help="local worker processes (0 with --remote-workers: all load remote)")
+                   help="local worker processes (default: one per CPU, 5,000 connections "
+                   "each at most; with --remote-workers 0: all the load is remote)")
     p.add_argument("--remote-workers", type=_count, default=0,
                    help="also wait for this many 'loadgen worker' processes to connect")
     p.add_argument("--master-bind", default="127.0.0.1:0",

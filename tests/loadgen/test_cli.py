@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import socket
 import subprocess
@@ -174,3 +175,31 @@ def test_workers_die_with_a_master_killed_right_after_spawning_them(asyncio_serv
     p.wait(timeout=10)
     gone, alive = psutil.wait_procs(children, timeout=5)
     assert not alive
+
+
+def test_a_remote_worker_checks_its_own_share_against_its_own_fd_limit(asyncio_server,
+                                                                       kill_on_exit):
+    """The master's fd limit says nothing of another host's: each worker checks its share."""
+    p = subprocess.Popen(
+        loadgen_cmd(asyncio_server.port, "--connections", "200", "--workers", "0",
+                    "--remote-workers", "1", "--progress", "json", "--json"),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    kill_on_exit(p)
+    line = json.loads(p.stderr.readline())
+
+    def low_fd_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (150, 150))
+
+    w = subprocess.Popen([*loadgen_cmd(0)[:3], "worker", "--master",
+                          f"{line['host']}:{line['port']}", "--join-timeout", "1"],
+                         cwd=ROOT, stderr=subprocess.DEVNULL, preexec_fn=low_fd_limit,
+                         start_new_session=True)
+    kill_on_exit(w)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 1 and out == ""
+    assert err.strip().splitlines()[-1] == (
+        f"loadgen: error: worker 0 on {socket.gethostname()}: 200 connections per worker "
+        f"need 264 fds but the fd hard limit on {socket.gethostname()} is 150: use more "
+        "workers or raise 'ulimit -Hn'")
+    assert w.wait(timeout=15) == 0
