@@ -7,9 +7,10 @@ inside the namespaces made here. :meth:`Topology.close` kills every process left
 and deletes every namespace, whatever happened before; a namespace left by a test process
 that was itself killed is removed by the next one (:func:`sweep`).
 
-Processes run in a host with :meth:`Topology.popen` (``ip netns exec``, and the host's
-own hostname where ``unshare`` exists, so each reports a name of its own); their pid is
-the command's own (every step execs).
+Processes run in a host with :meth:`Topology.popen` (``ip netns exec``, and ``unshare
+--uts`` so each host has a name of its own); their pid is the command's own (every step
+execs). Where any of that is refused (a container without the privileges) the topology
+is :class:`Unavailable`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def why_unavailable() -> str | None:
     """Why this machine cannot build the topology (``None``: it can)."""
     if shutil.which("ip") is None:
         return "no 'ip' command (iproute2)"
+    if shutil.which("unshare") is None:
+        return "no 'unshare' command (util-linux)"
     if os.geteuid() != 0:
         return "network namespaces need root"
     return None
@@ -85,13 +88,18 @@ class Topology:
         self.hosts: dict[str, str] = {}
         self.made: list[str] = []
         self.procs: list[subprocess.Popen] = []
-        self.unshare = shutil.which("unshare")
         try:
             self._add_ns(self.hub)
+            _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
+            _ip("-n", self.hub, "link", "set", "br0", "up")
+            probe = subprocess.run(self.argv("hub", ["true"]), capture_output=True,
+                                   text=True, timeout=30)
         except subprocess.CalledProcessError as e:
-            raise Unavailable(f"'ip netns add' failed: {e.stderr.strip()}") from None
-        _ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
-        _ip("-n", self.hub, "link", "set", "br0", "up")
+            self.close()
+            raise Unavailable(f"'{' '.join(e.cmd)}' failed: {e.stderr.strip()}") from None
+        if probe.returncode != 0:
+            self.close()
+            raise Unavailable(f"cannot run a command in a host: {probe.stderr.strip()}")
 
     def __enter__(self) -> Topology:
         return self
@@ -122,12 +130,9 @@ class Topology:
         return address
 
     def argv(self, host: str, argv: list[str]) -> list[str]:
-        """``argv`` run on ``host`` (named ``host`` there when ``unshare`` exists)."""
-        inner = list(argv)
-        if self.unshare:
-            inner = [self.unshare, "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"',
-                     host, *inner]
-        return ["ip", "netns", "exec", self.ns(host), *inner]
+        """``argv`` run on ``host``, whose hostname there is ``host``."""
+        return ["ip", "netns", "exec", self.ns(host), "unshare", "--uts", "--", "sh", "-c",
+                'hostname "$0" && exec "$@"', host, *argv]
 
     def popen(self, host: str, argv: list[str], **kw) -> subprocess.Popen:
         p = subprocess.Popen(self.argv(host, argv), **kw)
