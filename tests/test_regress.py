@@ -174,8 +174,9 @@ def test_regress_reports_the_planted_send_slowdown_and_exits_1(repo):
     assert "REGRESSED on the gate (instructions): ChanSync-1 +" in r.stdout
     assert "counting 1 changed case(s) again to confirm" in r.stderr
     assert worktrees(repo) == [str(repo)]
-    [saved] = (repo.parent / "runs").glob("*.json")
-    doc = json.loads(saved.read_text())
+    saved = r.stderr.rstrip().splitlines()[-1]
+    assert saved.startswith(f"saved {repo.parent / 'runs'}/")
+    doc = json.loads(Path(saved.split()[1]).read_text())
     assert doc["kind"] == "regress" and doc["summary"]["regressed"] == ["ChanSync-1"]
     assert doc["config"]["base"]["sha"] == git(repo, "rev-parse", "HEAD~1")
     assert [len(doc["cases"][0][s]["instructions"]) for s in ("base", "head")] == [2, 2]
