@@ -43,6 +43,7 @@ from bench.sampler import LARGE_TREE, Sampler, footprint
 from bench.server_proc import Child, ServerStartError, wait_listening
 from common.host import boot_id
 from common.proc import with_parent_death
+from loadgen.config import EXIT_WORKER_LOST
 from results import schema, verdict
 from results.cases import CaseKey
 
@@ -146,6 +147,8 @@ class ProgressReader:
             if isinstance(event, dict) and event.get("event") == "progress":
                 self.last = event
                 self.phases.add(str(event.get("phase")))
+            elif isinstance(event, dict) and event.get("event") == "waiting_for_workers":
+                continue  # the master's announcement, not a line that explains a failure
             else:
                 self.other = [*self.other[-20:], line]
 
@@ -420,6 +423,16 @@ class Case:
         rec, loadgen, reader = self.record, self.loadgen, self.reader
         rc = loadgen.poll()
         tail = reader.other[-1] if reader.other else loadgen.stderr_tail()
+        if rc == EXIT_WORKER_LOST:
+            result = self._read_result()
+            lost = (result or {}).get("lost_workers") or [{}]
+            w = lost[0]
+            rec["status"] = (f"failed: worker lost ({w.get('host', '?')} {w.get('address', '')} "
+                             f"pid {w.get('pid', '?')}, at t={w.get('at', self.t0) - self.t0:.1f}"
+                             f" s, {w.get('phase', '?')})")
+            if result is not None:
+                rec["notes"].append("the survivors' figures are kept in loadgen for inspection")
+            return result
         if rc != 0:
             what = "rejected its arguments" if rc == 2 else f"exited ({loadgen.describe_exit()})"
             rec["status"] = f"failed: loadgen {what}" + (f": {tail[:300]}" if tail else "")
@@ -427,12 +440,21 @@ class Case:
                 rec["notes"].append("loadgen stderr: " + " | ".join(reader.other[-8:-1])[-1500:])
             return None
         try:
-            result = json.loads((self.workdir / "loadgen.json").read_text())
-            schema.check(result, schema.LOADGEN, "loadgen")
+            return self._read_result(strict=True)
         except (OSError, json.JSONDecodeError, schema.SchemaError) as e:
             rec["status"] = f"failed: loadgen result unusable ({str(e)[:200]})"
             return None
-        return result
+
+    def _read_result(self, strict: bool = False) -> dict | None:
+        """The loadgen's result file (``None`` if missing or invalid, unless ``strict``)."""
+        try:
+            result = json.loads((self.workdir / "loadgen.json").read_text())
+            schema.check(result, schema.LOADGEN, "loadgen")
+            return result
+        except (OSError, json.JSONDecodeError, schema.SchemaError):
+            if strict:
+                raise
+            return None
 
     def _window(self) -> tuple[float, float] | None:
         """The measure window on the case clock, from the loadgen's monotonic instants."""

@@ -474,7 +474,8 @@ def case_time_limit(cfg: dict, connections: int) -> float:
     """Hard wall-clock limit of one case: every phase, plus generous start/stop slack."""
     if cfg["case_time_limit"] is not None:
         return cfg["case_time_limit"]
-    return ramp_timeout(cfg, connections) + cfg["warmup"] + cfg["duration"] + 60.0
+    join = cfg.get("join_timeout") or 0.0 if cfg.get("remote_workers") else 0.0
+    return ramp_timeout(cfg, connections) + cfg["warmup"] + cfg["duration"] + join + 60.0
 
 
 def estimate_case_s(cfg: dict, connections: int) -> float:

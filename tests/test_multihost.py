@@ -95,3 +95,35 @@ def test_remote_workers_started_once_serve_every_case_of_a_run(hosts, tmp_path):
         assert w.wait(timeout=10) == 128 + signal.SIGTERM
         said = w.stderr.read()
         assert said.count("done; waiting for the next master") == 2, said
+
+
+def test_a_worker_lost_mid_case_fails_it_promptly_and_keeps_the_survivors_figures(hosts,
+                                                                                    tmp_path):
+    import time
+
+    workers = {h: hosts.popen(h, [PY, "-m", "loadgen", "worker", "--master", MASTER,
+                                  "--join-timeout", "30"], cwd=ROOT, stderr=subprocess.DEVNULL)
+               for h in WORKERS}
+    bench = hosts.popen("srv", [PY, "runner.py", "bench", "--strategies", "asyncio",
+                                "--connections", "40", "--repeats", "1", "--duration", "30",
+                                "--warmup", "1", "--server-host", SERVER, "--workers", "0",
+                                "--remote-workers", "2", "--master-bind", MASTER,
+                                "--no-report", "--out", str(tmp_path)],
+                        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(8)  # the runner, server and master start, 40 connections ramp, warm-up
+        workers["w2"].kill()
+        killed = time.monotonic()
+        _, err = bench.communicate(timeout=60)
+        assert time.monotonic() - killed < 15, err  # not the 30 s measure phase
+    finally:
+        for w in workers.values():
+            if w.poll() is None:
+                w.kill()
+    [path] = tmp_path.glob("*.json")
+    [case] = json.loads(path.read_text())["cases"]
+    assert case["status"].startswith(
+        f"failed: worker lost (w2 {WORKERS['w2']} pid {workers['w2'].pid}, at t="), case["status"]
+    assert case["verdict"]["kind"] == "failed"
+    lg = case["loadgen"]  # the survivor's figures, kept for inspection
+    assert [w["host"] for w in lg["workers"]] == ["w1"] and lg["messages"] > 0
