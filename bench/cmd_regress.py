@@ -90,8 +90,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="discarded warm-up values per worker process (default 1)")
     p.add_argument("--min-time", type=cmd_micro._seconds, default=0.05,
                    help="calibrate loops so one time value takes this long (default 0.05 s)")
-    p.add_argument("--echo-rounds", type=cmd_micro._nonneg, default=3,
-                   help="closed-loop echo server CPU runs per side (default 3; 0: none)")
+    p.add_argument("--echo-rounds", type=cmd_micro._nonneg, default=4,
+                   help="closed-loop echo server CPU runs per side (default 4, the fewest "
+                        "that can give p < 0.05; 0: none)")
     p.add_argument("--echo-seconds", type=cmd_micro._seconds, default=2.0,
                    help="length of one echo run (default 2 s)")
     p.add_argument("--no-echo", action="store_true",
