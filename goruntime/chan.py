@@ -150,7 +150,10 @@ class Chan:
         if locking:
             self._lock.acquire()
         rq = self._recvq
-        if rq and rq[0].sel is None and not self._closed:  # a G waits to receive
+        if self._closed or (rq and rq[0].sel is not None):
+            wait = not chansend(self, v, self._unlock if locking else None)
+        elif rq:  # a G waits to receive: hand v over
+            wait = False
             g = rq.popleft()
             if locking:
                 self._lock.release()
@@ -164,12 +167,14 @@ class Chan:
                 g.param = v
                 g.waitreason = None
                 rn.append(g)
-        elif not rq and not self._closed and len(self._buf) < self._cap:  # room in the buffer
+        elif len(self._buf) < self._cap:
+            wait = False
             self._buf.append(v)
             if locking:
                 self._lock.release()
-        elif (not rq and not self._closed) or not chansend(
-                self, v, self._unlock if locking else None):  # wait for a receiver
+        else:
+            wait = True
+        if wait:  # until a receiver takes v
             onep = _r.onep
             g = (onep.m if onep is not None else tls.m).curg
             g.elem = v
@@ -178,8 +183,7 @@ class Chan:
             g.elem = None
             if not g.ok:
                 raise Panic("send on closed channel")
-            return
-        if _r.preemptreq and preemptcheck():
+        elif _r.preemptreq and preemptcheck():
             await gopreempt()
 
     async def recv(self, _withok: bool = False) -> Any:
@@ -188,12 +192,9 @@ class Chan:
         if locking:
             self._lock.acquire()
         sq = self._sendq
-        buf = self._buf
-        if not sq and buf:  # a buffered value, no sender to refill its slot
-            v = buf.popleft()
-            if locking:
-                self._lock.release()
-        elif sq and not buf and sq[0].sel is None:  # a G waits to send
+        r = None
+        if sq and not self._buf and sq[0].sel is None:  # a G waits to send: take its value
+            wait = False
             g = sq.popleft()
             if locking:
                 self._lock.release()
@@ -208,20 +209,26 @@ class Chan:
                 g.param = None
                 g.waitreason = None
                 rn.append(g)
+        elif sq or self._closed:
+            r = chanrecv(self, self._unlock if locking else None)
+            wait = r is None
+        elif self._buf:  # a buffered value, no sender to refill its slot
+            wait = False
+            v = self._buf.popleft()
+            if locking:
+                self._lock.release()
         else:
-            r = chanrecv(self, self._unlock if locking else None) if (
-                sq or self._closed) else None
-            if r is None:  # wait for a sender
-                onep = _r.onep
-                g = (onep.m if onep is not None else tls.m).curg
-                self._recvq.append(g)
-                v = await gopark(parkunlock if locking else None, self._lock, "chan receive")
-                return (v, g.ok) if _withok else v
-            if _r.preemptreq and preemptcheck():
-                await gopreempt()
-            return r if _withok else r[0]
+            wait = True
+        if wait:  # until a sender hands a value over
+            onep = _r.onep
+            g = (onep.m if onep is not None else tls.m).curg
+            self._recvq.append(g)
+            v = await gopark(parkunlock if locking else None, self._lock, "chan receive")
+            return (v, g.ok) if _withok else v
         if _r.preemptreq and preemptcheck():
             await gopreempt()
+        if r is not None:
+            return r if _withok else r[0]
         return (v, True) if _withok else v
 
     def recv2(self) -> Coroutine[Any, Any, tuple[Any, bool]]:

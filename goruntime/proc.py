@@ -54,6 +54,7 @@ from .runtime2 import RUNQ_SIZE, G, M, P, Sched, _Pidle, _Prunning, _Psyscall, t
 from .timers import nextwhen, push, runtimers, timer
 
 STEAL_TRIES = 4  # Go's stealTries
+_INF = float("inf")
 SYSMON_POKES = 61  # parks and fast-path checks that wake a sleeping sysmon (see preemptcheck)
 
 # ---------------------------------------------------------------- parking
@@ -605,8 +606,11 @@ def preemptpark(s: Sched, m: M, g: G) -> bool:
                 except IndexError:
                     pass
         return True
-    if s.sysmonwait:
-        sysmonpoke(s)
+    if s.sysmonwait:  # sysmonpoke(s), inlined: at light load every park pokes
+        s.sysmonpokes += 1
+        if s.sysmonpokes >= SYSMON_POKES:
+            with s.lock:
+                s.sysmonwake()
     return False
 
 
@@ -636,7 +640,7 @@ def findrunnable(s: Sched, m: M) -> G | None:
                 g = globrunqget(s, p, 0)
         np = s.netpoller
         if g is None and np is not None and not s.polling and np.waiting() > 0:
-            gs = np.netpoll(0)
+            gs = np.netpoll(0)  # network work ready: no need to drop the P and block
             s.lastpoll = now
             s.netpolls += 1
             if gs:
@@ -668,16 +672,20 @@ def findrunnable(s: Sched, m: M) -> G | None:
                 m.spinning = False
                 s.nmspinning -= 1
                 assert s.nmspinning >= 0
-        if (wasspinning or s.gomaxprocs > 1) and recheck(s, m):
-            continue
-        pollUntil = nexttimer(s)
-        np = s.netpoller
-        if np is not None and (pollUntil or np.waiting() > 0) and claimpoll(s, pollUntil):
-            g = netpollblock(s, m, pollUntil)
+            # With one P nothing can have been queued on a P since we looked: claim the
+            # poll now, in the same lock section.
+            polling = s.gomaxprocs == 1 and claimpoll_locked(s)
+        if not polling:
+            if (wasspinning or s.gomaxprocs > 1) and recheck(s, m):
+                continue
+            with s.lock:
+                polling = claimpoll_locked(s)
+        if polling:
+            g = netpollblock(s, m)
             if g is not None:
                 return g
             continue
-        stopm(s, m, 0.0 if s.polling else pollUntil)  # the poller wakes for timers
+        stopm(s, m, 0.0 if s.polling else nexttimer(s))  # the poller wakes for timers
     return None
 
 
@@ -722,20 +730,25 @@ def recheck(s: Sched, m: M) -> bool:
     return True
 
 
-def claimpoll(s: Sched, pollUntil: float) -> bool:
-    """Become the M that blocks in netpoll, unless one already is."""
-    with s.lock:
-        if s.polling or s.stopping:
-            return False
-        s.polling = True
-        s.pollUntil = pollUntil or float("inf")
+def claimpoll_locked(s: Sched) -> bool:
+    """Become the M that blocks in netpoll until the next timer, if there is a netpoller
+    with waiters or a timer, and no M polls yet (lock held)."""
+    np = s.netpoller
+    if np is None or s.polling or s.stopping:
+        return False
+    pollUntil = nexttimer(s)
+    if not pollUntil and np.waiting() == 0:
+        return False
+    s.polling = True
+    s.pollUntil = pollUntil or _INF
     return True
 
 
-def netpollblock(s: Sched, m: M, pollUntil: float) -> G | None:
-    """As the claimed poller, block in netpoll until an event or ``pollUntil`` (0: none);
-    then take an idle P and return one G found (the rest injected), or None."""
-    delay = -1.0 if not pollUntil else max(0.0, pollUntil - monotonic())
+def netpollblock(s: Sched, m: M) -> G | None:
+    """As the claimed poller, block in netpoll until an event or ``s.pollUntil``; then take
+    an idle P and return one G found (the rest injected), or None."""
+    pollUntil = s.pollUntil
+    delay = -1.0 if pollUntil == _INF else max(0.0, pollUntil - monotonic())
     m.blocked = True
     try:
         gs = s.netpoller.netpoll(delay)
@@ -750,12 +763,16 @@ def netpollblock(s: Sched, m: M, pollUntil: float) -> G | None:
     if p is None:
         injectglist(gs)
         return None
-    acquirep(m, p)
+    m.p = p  # acquirep(m, p)
+    p.m = m
+    p.status = _Prunning
     if not gs:
         return None
     g = gs.pop()
-    injectglist(gs)
-    _readyone(g)
+    if gs:
+        injectglist(gs)
+    assert g.waitreason is not None, f"{g!r} readied twice"
+    g.waitreason = None
     return g
 
 
