@@ -20,20 +20,26 @@ from .sysmon import sysmon
 _run_lock = threading.Lock()
 
 
-def default_procs() -> int:
-    """$GOMAXPROCS if it is a positive int, else the CPUs this process may run on."""
-    v = os.environ.get("GOMAXPROCS", "")
-    if v.strip():
-        try:
-            n = int(v)
-        except ValueError:
-            n = 0
-        if n > 0:
-            return n
+def ncpu() -> int:
+    """The CPUs this process may run on (Go's ncpu: the affinity mask, not the machine)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
         return os.cpu_count() or 1
+
+
+def gomaxprocs_env() -> int | None:
+    """$GOMAXPROCS if it is a positive int, else None (unset or invalid: ignored, as Go)."""
+    try:
+        n = int(os.environ.get("GOMAXPROCS", ""))
+    except ValueError:
+        return None
+    return n if n > 0 else None
+
+
+def default_procs() -> int:
+    """$GOMAXPROCS if it is a positive int, else :func:`ncpu` (Go's default)."""
+    return gomaxprocs_env() or ncpu()
 
 
 def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> Any:
@@ -47,6 +53,10 @@ def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> 
     returns; it waits for Ms blocked in ``syscall`` to come back (Go would just exit), and
     a G that never awaits keeps its M, and so ``run``, from finishing. ``run`` may be called
     again afterwards; only one run at a time per process.
+
+    With ``procs`` above the CPUs the process may run on, at most that many Ms run Gs at
+    once (``Sched.maxrunning``): the other Ps' Ms stay parked rather than trade the GIL
+    and the CPU; Gs queued on idle Ps are taken by the running Ms (stealing).
     """
     if not isinstance(main, Coroutine):
         main = main()
@@ -59,7 +69,7 @@ def run(main: Coroutine | Callable[[], Coroutine], procs: int | None = None) -> 
         main.close()
         raise RuntimeError("goruntime.run() is already running")
     try:
-        s = Sched(procs, **trace.godebug())
+        s = Sched(procs, ncpu(), **trace.godebug())
         g = G(next(s.goidgen), main)
         s.main_g = g
         if s.allgs is not None:

@@ -297,13 +297,13 @@ def injectglist(gs: list[G]) -> None:
     if p is None:
         with s.lock:
             s.globrunq.extend(gs)
-            n = min(len(gs), s.npidle)
+            n = min(len(gs), s.maxrunning - (s.gomaxprocs - s.npidle))
         for _ in range(n):
             startm(s, None, False)
         return
-    if s.npidle:
+    if s.npidle and s.gomaxprocs - s.npidle < s.maxrunning:
         with s.lock:
-            n = min(len(gs), s.npidle)
+            n = max(0, min(len(gs), s.maxrunning - (s.gomaxprocs - s.npidle)))
             s.globrunq.extend(gs[:n])
         for _ in range(n):
             startm(s, None, False)
@@ -320,11 +320,12 @@ def injectglist(gs: list[G]) -> None:
 
 
 def wakep(s: Sched) -> None:
-    """Start a spinning M for an idle P, unless one is already spinning (Go's wakep)."""
-    if not s.npidle or s.nmspinning:
+    """Start a spinning M for an idle P, unless one is already spinning (Go's wakep), or
+    ``Sched.maxrunning`` Ps are busy already (there is no idle P then either)."""
+    if s.nmspinning or s.gomaxprocs - s.npidle >= s.maxrunning:
         return
     with s.lock:
-        if not s.npidle or s.nmspinning or s.stopping:
+        if s.nmspinning or s.gomaxprocs - s.npidle >= s.maxrunning or s.stopping:
             return
         s.nmspinning += 1
     startm(s, None, True)

@@ -139,9 +139,15 @@ class Sched:
     before it can sleep). The counters are written by one thread each or under the lock.
     """
 
-    def __init__(self, procs: int, schedtrace: int = 0, scheddetail: int = 0) -> None:
+    def __init__(self, procs: int, ncpu: int = 0, schedtrace: int = 0,
+                 scheddetail: int = 0) -> None:
         self.lock = threading.Lock()
         self.gomaxprocs = procs
+        # Ms are started for idle Ps only while fewer than this many Ps are busy: procs,
+        # capped to the CPUs the process may run on (ncpu; 0: no cap). More Ms than CPUs
+        # would only trade the GIL and the CPU among themselves; a P handed off from a
+        # syscall still gets its M.
+        self.maxrunning = min(procs, ncpu) if ncpu > 0 else procs
         self.allp = [P(i) for i in range(procs)]
         self.pidle: list[P] = list(reversed(self.allp))
         self.npidle = procs

@@ -2,11 +2,20 @@
 
 One accept-loop G and one G per connection, each a plain blocking-style loop (read up to
 64 KiB, write all of it back, until EOF), on the goruntime M:N scheduler (``--procs`` =
-GOMAXPROCS). A G whose socket is not ready parks in the netpoller; no thread per connection.
+GOMAXPROCS; default $GOMAXPROCS if set, as Go, else DEFAULT_PROCS = 1). A G whose socket
+is not ready parks in the netpoller; no thread per connection.
+
 Accept errors back off as Go's net/http does (servers.base.AcceptBackoff). SIGTERM/SIGINT
 arrive through ``rt.signal.notify`` as values on a channel; the main G then closes the
 listener and every connection (waking their Gs), waits for the Gs to finish and returns,
 which ends ``rt.run``. ``GODEBUG=schedtrace=1000`` prints the scheduler's SCHED lines.
+
+Why one P by default, where Go would take every CPU: under CPython's GIL one M runs Python
+at a time whatever procs is, so extra Ps buy no parallelism for the echo loop; they only
+make Ms trade the GIL (and the CPU, past the CPUs the process may run on), which costs CPU
+per message and tail latency. What else would need an M is served without one: a G
+blocked in ``rt.syscall`` has its P handed to another M by sysmon, and waiting on sockets
+takes no M at all (the netpoller).
 """
 
 from __future__ import annotations
@@ -18,7 +27,10 @@ import goruntime as rt
 from goruntime import net as rtnet
 from goruntime import netpoll
 from goruntime import signal as rtsignal
+from goruntime.main import gomaxprocs_env
 from servers.base import READ_SIZE, AcceptBackoff, Config, Server
+
+DEFAULT_PROCS = 1
 
 
 class GoroutineServer(Server):
@@ -29,7 +41,8 @@ class GoroutineServer(Server):
         self.conns: set[rtnet.Conn] = set()
 
     def serve(self, sock: socket.socket) -> None:
-        rt.run(self._main(sock), procs=self.config.procs)
+        procs = self.config.procs or gomaxprocs_env() or DEFAULT_PROCS
+        rt.run(self._main(sock), procs=procs)
 
     async def _main(self, sock: socket.socket) -> None:
         stop = rt.Chan(2)

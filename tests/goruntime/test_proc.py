@@ -478,3 +478,43 @@ def test_readying_a_g_twice_for_one_park_is_caught(procs):
 
     with pytest.raises(AssertionError, match="readied twice"):
         rt.run(main(), procs=procs)
+
+
+PINNED_PROG = """
+import os, sys
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+import goruntime as rt
+
+async def main():
+    wg = rt.WaitGroup()
+
+    async def w():
+        for _ in range(3):
+            await rt.gosched()
+        wg.done()
+
+    for _ in range(20):  # bursts that would wake idle Ps' Ms
+        wg.add(200)
+        for _ in range(200):
+            rt.go(w)
+        await wg.wait()
+    st = rt.stats()
+    return st["threads"], st["ms_ran_gs"]
+
+print(*rt.run(main(), procs=int(sys.argv[1])))
+"""
+
+
+@pytest.mark.parametrize("procs_", [1, 4])
+def test_procs_above_the_cpus_start_no_more_ms_than_cpus(procs_):
+    """Pinned to one CPU, procs=4 runs Gs on one M, as procs=1 does: the other Ps' Ms
+    would only trade the GIL and the CPU (threads: that M and sysmon)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", PINNED_PROG, str(procs_)], cwd=root,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2", "1"]

@@ -99,13 +99,15 @@ def test_shutdown_closes_every_open_connection(tmp_path):
         server.kill()
 
 
-def test_godebug_schedtrace_prints_sched_lines(tmp_path):
+def _sched_lines(tmp_path, *args: str, env: dict | None = None) -> list[str]:
+    """Run the server with ``args`` and GODEBUG=schedtrace=200 for 1 s; its SCHED lines."""
     err = tmp_path / "stderr.txt"
     with open(err, "wb") as f:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "servers", "goroutine", "--procs", "2", "--port", "0"],
+            [sys.executable, "-m", "servers", "goroutine", *args, "--port", "0"],
             cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=f,
-            stdin=subprocess.DEVNULL, env={**os.environ, "GODEBUG": "schedtrace=200"},
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "GODEBUG": "schedtrace=200", **(env or {})},
         )
     try:
         assert json.loads(read_line(proc, 15))["strategy"] == "goroutine"
@@ -117,5 +119,16 @@ def test_godebug_schedtrace_prints_sched_lines(tmp_path):
             proc.kill()
             proc.wait()
         proc.stdout.close()
-    lines = [ln for ln in err.read_text().splitlines() if ln.startswith("SCHED ")]
+    return [ln for ln in err.read_text().splitlines() if ln.startswith("SCHED ")]
+
+
+def test_godebug_schedtrace_prints_sched_lines(tmp_path):
+    lines = _sched_lines(tmp_path, "--procs", "2")
     assert len(lines) >= 3 and "gomaxprocs=2" in lines[0]
+
+
+@pytest.mark.parametrize("gomaxprocs, want", [(None, 1), ("3", 3), ("x", 1)])
+def test_default_procs_is_gomaxprocs_else_one_not_the_cpus(tmp_path, gomaxprocs, want):
+    """Not Go's CPU count: one P unless $GOMAXPROCS says otherwise (servers/goroutine.py)."""
+    lines = _sched_lines(tmp_path, env={"GOMAXPROCS": gomaxprocs or ""})
+    assert lines and f"gomaxprocs={want} " in lines[0]
