@@ -136,10 +136,10 @@ class Chan:
         return self._closed
 
     # send and recv inline the commonest cases of chansend and chanrecv, with proc.ready's
-    # for an empty runnext: a G parked on the other side takes or hands over the value; a
-    # buffered value with no sender waiting; nobody there (wait). A function call costs
-    # about as much as such an operation. Everything else goes through chansend/chanrecv.
-    # tests/goruntime/test_chan.py checks that both paths give the same results.
+    # for an empty runnext: a G parked on the other side takes or hands over the value; the
+    # buffer; nobody there (wait). A function call costs about as much as such an
+    # operation. Everything else goes through chansend/chanrecv. tests/goruntime/
+    # test_chan.py checks that both paths give the same results.
 
     async def send(self, v: Any) -> None:
         """Send v; blocks until a receiver takes it or there is buffer space.
@@ -151,9 +151,9 @@ class Chan:
             self._lock.acquire()
         rq = self._recvq
         if self._closed or (rq and rq[0].sel is not None):
-            wait = not chansend(self, v, self._unlock if locking else None)
+            done = chansend(self, v, self._unlock if locking else None)
         elif rq:  # a G waits to receive: hand v over
-            wait = False
+            done = True
             g = rq.popleft()
             if locking:
                 self._lock.release()
@@ -168,72 +168,84 @@ class Chan:
                 g.waitreason = None
                 rn.append(g)
         elif len(self._buf) < self._cap:
-            wait = False
+            done = True
             self._buf.append(v)
             if locking:
                 self._lock.release()
         else:
-            wait = True
-        if wait:  # until a receiver takes v
-            onep = _r.onep
-            g = (onep.m if onep is not None else tls.m).curg
-            g.elem = v
-            self._sendq.append(g)
-            await gopark(parkunlock if locking else None, self._lock, "chan send")
-            g.elem = None
-            if not g.ok:
-                raise Panic("send on closed channel")
-        elif _r.preemptreq and preemptcheck():
-            await gopreempt()
+            done = False
+        if done:
+            if _r.preemptreq and preemptcheck():
+                await gopreempt()
+            return
+        onep = _r.onep  # wait until a receiver takes v
+        g = (onep.m if onep is not None else tls.m).curg
+        g.elem = v
+        self._sendq.append(g)
+        await gopark(parkunlock if locking else None, self._lock, "chan send")
+        g.elem = None
+        if not g.ok:
+            raise Panic("send on closed channel")
 
-    async def recv(self, _withok: bool = False) -> Any:
-        """Receive a value; ``None`` once the channel is closed and drained."""
-        locking = _r.locking
-        if locking:
-            self._lock.acquire()
-        sq = self._sendq
-        r = None
-        if sq and not self._buf and sq[0].sel is None:  # a G waits to send: take its value
-            wait = False
-            g = sq.popleft()
+    def _recv(withok: bool) -> Callable[[Chan], Coroutine[Any, Any, Any]]:
+        # One body for recv and recv2, made twice: a wrapper would cost a call per receive.
+        async def recv(self: Chan) -> Any:
+            locking = _r.locking
             if locking:
-                self._lock.release()
-            v = g.elem
-            g.ok = True
-            p = _r.onep or tls.m.p
-            rn = p.runnext
-            if rn:
-                ready(p, g)
-            else:
-                assert g.waitreason is not None, f"{g!r} readied twice"
-                g.param = None
-                g.waitreason = None
-                rn.append(g)
-        elif sq or self._closed:
-            r = chanrecv(self, self._unlock if locking else None)
-            wait = r is None
-        elif self._buf:  # a buffered value, no sender to refill its slot
-            wait = False
-            v = self._buf.popleft()
-            if locking:
-                self._lock.release()
-        else:
-            wait = True
-        if wait:  # until a sender hands a value over
-            onep = _r.onep
+                self._lock.acquire()
+            sq = self._sendq
+            if sq and (self._buf or sq[0].sel is not None):
+                r = chanrecv(self, self._unlock if locking else None)
+                if r is not None:
+                    if _r.preemptreq and preemptcheck():
+                        await gopreempt()
+                    return r if withok else r[0]
+                # only selects that are done were waiting to send: wait below
+            elif sq:  # a G waits to send: take its value
+                g = sq.popleft()
+                if locking:
+                    self._lock.release()
+                v = g.elem
+                g.ok = True
+                p = _r.onep or tls.m.p
+                rn = p.runnext
+                if rn:
+                    ready(p, g)
+                else:
+                    assert g.waitreason is not None, f"{g!r} readied twice"
+                    g.param = None
+                    g.waitreason = None
+                    rn.append(g)
+                if _r.preemptreq and preemptcheck():
+                    await gopreempt()
+                return (v, True) if withok else v
+            elif self._buf:  # a buffered value, no sender to refill its slot
+                v = self._buf.popleft()
+                if locking:
+                    self._lock.release()
+                if _r.preemptreq and preemptcheck():
+                    await gopreempt()
+                return (v, True) if withok else v
+            elif self._closed:
+                if locking:
+                    self._lock.release()
+                return (None, False) if withok else None
+            onep = _r.onep  # wait until a sender hands a value over
             g = (onep.m if onep is not None else tls.m).curg
             self._recvq.append(g)
             v = await gopark(parkunlock if locking else None, self._lock, "chan receive")
-            return (v, g.ok) if _withok else v
-        if _r.preemptreq and preemptcheck():
-            await gopreempt()
-        if r is not None:
-            return r if _withok else r[0]
-        return (v, True) if _withok else v
+            return (v, g.ok) if withok else v
 
-    def recv2(self) -> Coroutine[Any, Any, tuple[Any, bool]]:
-        """Receive ``(value, ok)``; ``ok`` is False once the channel is closed and drained."""
-        return self.recv(True)
+        recv.__name__ = "recv2" if withok else "recv"
+        recv.__qualname__ = f"Chan.{recv.__name__}"
+        recv.__doc__ = (
+            "Receive ``(value, ok)``; ``ok`` is False once the channel is closed and drained."
+            if withok else "Receive a value; ``None`` once the channel is closed and drained.")
+        return recv
+
+    recv = _recv(False)
+    recv2 = _recv(True)
+    del _recv
 
     def close(self) -> None:
         """Close the channel: wake every waiting receiver and sender (senders panic).
