@@ -14,19 +14,14 @@ import importlib
 import signal
 import sys
 
-from bench import UsageError
+from common.cli import Parser, UsageError
 
 COMMANDS = ("bench", "report", "compare", "history", "micro", "regress", "baseline", "units")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
-        raise UsageError(f"{self.prog}: {message}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="runner.py", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="runner.py", description=__doc__.splitlines()[0], prog_in_errors=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"bench.cmd_{name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from common.cli import UsageError
 
-class UsageError(Exception):
-    """Bad input from the user: ``runner.py`` prints it as one line and exits 2."""
+__all__ = ["UsageError", "writable_dir"]
 
 
 def writable_dir(path: Path, option: str) -> None:

@@ -15,6 +15,9 @@ import socket
 import tempfile
 from dataclasses import asdict, dataclass
 
+from common.cli import Parser as _Parser
+from common.cli import UsageError
+
 MAX_SIZE = 1 << 20
 CONNS_PER_WORKER = 5000
 FD_RESERVE = 64  # fds a worker needs besides its connections (zmq, logs, epoll, pipes)
@@ -28,10 +31,6 @@ JOIN_TIMEOUT_S = 60.0  # default wait for workers (master) and for a master (wor
 # established (1), or a worker was lost and the figures are the survivors' (3).
 EXIT_FAILED = 1
 EXIT_WORKER_LOST = 3
-
-
-class UsageError(Exception):
-    """A bad setting; str(e) is a one-line message telling what to do."""
 
 
 @dataclass
@@ -61,11 +60,6 @@ class Config:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would print usage and exit itself
-        raise UsageError(message)
 
 
 def _positive(kind):

@@ -30,7 +30,9 @@ import socket
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import NoReturn
+
+from common.cli import Parser as _Parser
+from common.cli import UsageError
 
 READ_SIZE = 64 * 1024
 """Largest read; a chunk is written back completely before the next read."""
@@ -204,15 +206,6 @@ def echo_blocking(conn: socket.socket) -> None:
             conn.sendall(data)
     except OSError:
         pass
-
-
-class UsageError(Exception):
-    """Bad command-line input; ``str(e)`` is the one line printed before exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, no usage dump
-        raise UsageError(message)
 
 
 def _int_in(low: int, high: int | None) -> Callable[[str], int]:

@@ -34,15 +34,11 @@ import psutil
 from bench import UsageError
 from bench.sampler import footprint
 from bench.server_proc import Child, ServerStartError, wait_listening
+from common.cli import Parser as _Parser
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTLE_S = 1.0
 STALL_S = 3.0
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise UsageError(message)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
