@@ -132,3 +132,11 @@ def test_slope_counts_the_connections_the_server_held_not_the_target(runs_dir):
     big["mem_per_conn"]["connections"] = 1000
     slopes = report.mem_slopes(bench_run([*cases, big]))
     assert slopes["fork"]["bytes_per_conn"] == pytest.approx(4096, rel=1e-6)
+
+
+def test_a_run_whose_config_strategies_is_not_a_list_still_reports(runs_dir):
+    run = bench_run([case("thread", 100), case("asyncio", 100)])
+    run["config"]["strategies"] = 5
+    tables = report.tables(run)
+    assert _row(tables, "errors", "thread")["msg/s"] == "100"
+    assert report.header(run)[0].startswith("run ")
