@@ -6,7 +6,8 @@
   within ``slo.p99_ms``, no more than ``slo.starved_fraction`` of the connections without
   an echo (where each was due to send :data:`STARVED_MIN_SENDS` or more), and the
   loadgen under its own limit.
-* ``loadgen-bound``: not held (or closed loop) while the loadgen was at its limit — a
+* ``loadgen-bound``: not held (or closed loop) while the loadgen was at its limit, and no
+  connection starved (a loadgen at its limit sends late, never not at all) — a
   worker's CPU, timed sends leaving late, the loadgen's process tree using
   :data:`LOADGEN_CPU_LIMIT` of the CPUs it may run on, or waiting for a CPU (taken by
   anything else) :data:`LOADGEN_STALL_LIMIT` of the window. Its throughput is a lower
@@ -109,9 +110,12 @@ def judge(case: dict, slo: SLO) -> dict:
     if not missed and not limits:
         return {"kind": "held", "reason": f"{lg['rate']['achieved']:,.0f} msg/s, p99 "
                 f"{lg['latency_us']['corrected']['p99'] / 1000:,.2f} ms"}
-    if limits:
+    if limits and not any(m.endswith("connections starved") for m in missed):
         return {"kind": "loadgen-bound", "reason": "; ".join(limits + missed)}
-    return {"kind": "server-bound", "reason": "; ".join(missed)}
+    # A busy loadgen sends late, never not at all: connections without an echo through the
+    # whole window are the server's doing, whatever the loadgen's state.
+    also = f" (loadgen also at its limit: {'; '.join(limits)})" if limits else ""
+    return {"kind": "server-bound", "reason": "; ".join(missed) + also}
 
 
 def throughput(case: dict) -> str:

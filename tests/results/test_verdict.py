@@ -88,3 +88,11 @@ def test_a_connection_with_too_few_sends_due_is_not_counted_as_starved():
     assert c["verdict"]["kind"] == "server-bound"
     c["loadgen"]["measure_s"] = 2.0  # 2 sends due per connection: zero echoes is no sign
     assert judge(c, SLO())["kind"] == "held"
+
+
+def test_starved_connections_are_the_servers_doing_even_with_the_loadgen_at_its_limit():
+    c = _with(case("iterative", 100, achieved=1.0, starved=99),
+              limit=["worker 0 sent late: p99 7.7 ms after the intended time"])
+    assert c["verdict"] == {"kind": "server-bound", "reason":
+                            "1 of 100 msg/s; 99 of 100 connections starved (loadgen also at "
+                            "its limit: worker 0 sent late: p99 7.7 ms after the intended time)"}
