@@ -72,6 +72,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "changes, else HEAD~1), or baseline:NAME (a saved micro run)")
     p.add_argument("--threshold", type=cmd_compare._percent, default=verdicts.DEFAULT_THRESHOLD_PCT,
                    metavar="PCT", help="instruction delta that is a change (default 1)")
+    p.add_argument("--io-threshold", type=cmd_compare._percent,
+                   default=regress_report.IO_THRESHOLD_PCT, metavar="PCT",
+                   help="instruction delta that is a change for "
+                        f"{', '.join(regress_report.IO_CASES)}, whose count moves with the wall "
+                        "clock (default 3)")
     p.add_argument("--time-threshold", type=cmd_compare._percent, default=5.0, metavar="PCT",
                    help="minimum effect for the time metrics (default 5)")
     p.add_argument("--alpha", type=cmd_compare._fraction, default=0.05,
@@ -318,7 +323,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def _config(args, base: dict, gate: str, names: list[str], why: str | None) -> dict:
     return {"base": base, "gate": gate, "threshold": args.threshold,
-            "count_procs": args.count_procs,
+            "count_procs": args.count_procs, "io_threshold": args.io_threshold,
             "time_threshold": args.time_threshold, "alpha": args.alpha, "benchmarks": names,
             "procs": args.procs, "rounds": args.rounds, "values": args.values,
             "warmups": args.warmups, "min_time": args.min_time,

@@ -17,7 +17,8 @@ The child runs in :mod:`bench.side`'s counting mode (a fixed hash seed, a seeded
 every G when no G blocks in a system call, as none of the micro-benchmarks does. Sysmon's
 thread is left out: it ticks by the wall clock, and while NetpollRoundTrip waits in epoll it
 runs as often as the load decides, moving the total by a few percent from run to run. So
-at procs 1 a count repeats to parts per million (NetpollRoundTrip: 0.3%). At procs >= 2
+at procs 1 a count repeats to parts per million, except where M0 itself acts on the clock
+(NetpollRoundTrip's network polls: ±1.5%, see results/regress_report.py). At procs >= 2
 every thread is counted (the Gs move between the Ms), and the Ms take turns as the OS wakes
 them: counts move by a few percent.
 """
