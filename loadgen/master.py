@@ -197,8 +197,10 @@ class Master:
             gevent.sleep(BEAT_S)
 
     def watch(self, now: float) -> None:
-        """Mark members lost: local worker processes gone, members silent too long. A
-        check that ran late (this process was held up) judges no silence."""
+        """Mark members lost: local worker processes gone, remote members silent too long.
+        A local worker is judged by its process alone: at 10,000 connections its CPU can be
+        full for seconds, silent but working. A check that ran late (this process was held
+        up) judges no silence."""
         stalled = now - self.last_watch > WATCH_S + STALL_S
         self.last_watch = now
         procs = {p.pid: p for p in self.procs}
@@ -208,7 +210,8 @@ class Master:
                 self._lose(m, f"process exited with code {p.returncode}")
         if not stalled:
             for m, quiet in self.crew.silent(now):
-                self._lose(m, f"silent for {quiet:.1f} s")
+                if not m.local:
+                    self._lose(m, f"silent for {quiet:.1f} s")
 
     def _lose(self, m: Member, why: str) -> None:
         self.crew.lose(m, why, self.phase, time.monotonic())
