@@ -111,6 +111,7 @@ class Netpoller:
         # len are atomic under the GIL, and an entry costs 8 bytes, not a set slot.
         self.waiters: deque[None] = deque()
         self.closed = False
+        self.waited = 0.0
         self.on_close: list[Any] = []  # callables run by close() (signal.py restores state)
 
     def open(self, fd: int) -> pollDesc:
@@ -124,18 +125,18 @@ class Netpoller:
 
         delay < 0 blocks until an event or netpoll_break; 0 only polls; > 0 blocks at most
         ``delay`` seconds (rounded up to a millisecond, epoll's resolution). The Gs returned
-        have their wakeup value set; the caller injects them (proc.injectglist).
+        have their wakeup value set; the caller injects them (proc.injectglist). A call that
+        may block sets ``waited``: the seconds epoll_wait took.
         """
         if self.closed:
             return []
-        if delay < 0:
-            timeout = -1.0
-        elif delay == 0:
-            timeout = 0.0
-        else:
-            timeout = delay
         try:
-            events = self.ep.poll(timeout, _MAXEVENTS)
+            if delay == 0:
+                events = self.ep.poll(0.0, _MAXEVENTS)
+            else:
+                t0 = time.monotonic()
+                events = self.ep.poll(-1.0 if delay < 0 else delay, _MAXEVENTS)
+                self.waited = time.monotonic() - t0
         except (InterruptedError, ValueError):  # ValueError: closed by another M at exit
             return []
         if not events:

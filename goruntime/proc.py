@@ -54,6 +54,7 @@ from .runtime2 import RUNQ_SIZE, G, M, P, Sched, _Pidle, _Prunning, _Psyscall, t
 from .timers import nextwhen, push, runtimers, timer
 
 STEAL_TRIES = 4  # Go's stealTries
+POLL_IDLE = 0.0005  # s; a blocking netpoll that waited longer for an event: light load
 _INF = float("inf")
 SYSMON_POKES = 61  # parks and fast-path checks that wake a sleeping sysmon (see preemptcheck)
 
@@ -622,6 +623,10 @@ def findrunnable(s: Sched, m: M) -> G | None:
     (spinning), then drop the P, re-check every queue, and sleep: one M in netpoll until
     the next timer or an event, the others on their notes (one of them until the next timer
     when nobody polls).
+
+    Deviation from Go: netpoll(0) is skipped while the last blocking netpoll waited more
+    than POLL_IDLE for its events (``Sched.pollidle``): at a light load it finds nothing,
+    and its syscall would be a good part of what an event costs.
     """
     while not s.stopping:
         p = m.p
@@ -640,7 +645,8 @@ def findrunnable(s: Sched, m: M) -> G | None:
             with s.lock:
                 g = globrunqget(s, p, 0)
         np = s.netpoller
-        if g is None and np is not None and not s.polling and np.waiting() > 0:
+        if g is None and np is not None and not s.pollidle and not s.polling and (
+                np.waiting() > 0):
             gs = np.netpoll(0)  # network work ready: no need to drop the P and block
             s.lastpoll = now
             s.netpolls += 1
@@ -750,9 +756,10 @@ def netpollblock(s: Sched, m: M) -> G | None:
     an idle P and return one G found (the rest injected), or None."""
     pollUntil = s.pollUntil
     delay = -1.0 if pollUntil == _INF else max(0.0, pollUntil - monotonic())
+    np = s.netpoller
     m.blocked = True
     try:
-        gs = s.netpoller.netpoll(delay)
+        gs = np.netpoll(delay)
     finally:
         m.blocked = False
         with s.lock:
@@ -760,6 +767,7 @@ def netpollblock(s: Sched, m: M) -> G | None:
             s.pollUntil = 0.0
             p = s.pidleget()
     s.lastpoll = monotonic()
+    s.pollidle = np.waited > POLL_IDLE
     s.netpolls += 1
     if p is None:
         injectglist(gs)

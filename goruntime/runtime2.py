@@ -160,6 +160,7 @@ class Sched:
         self.netpoller: Any = None  # set by netpoll.netpollGenericInit
         self.polling = False  # an M is blocked in netpoll
         self.pollUntil = 0.0
+        self.pollidle = False  # the last blocking netpoll waited (proc.POLL_IDLE)
         self.lastpoll = monotonic()
         self.timer_m: M | None = None  # the M asleep on its note until the next timer
         self.stopping = False
