@@ -959,7 +959,7 @@ def entersyscall(s: Sched, m: M) -> None:
     p.status = _Psyscall
     if s.sysmonwait:  # sysmon must watch the syscall (Go's entersyscall_sysmon)
         with s.lock:
-            s.sysmonwake()
+            s.sysmonwake(syscall=True)
 
 
 def exitsyscall(s: Sched, m: M) -> bool:
@@ -978,7 +978,7 @@ def exitsyscall(s: Sched, m: M) -> bool:
         m.p = None
         p2 = s.pidleget()
         if p2 is not None:
-            s.sysmonwake()  # as Go's exitsyscallfast_pidle
+            s.sysmonwake(syscall=True)  # as Go's exitsyscallfast_pidle
     if p2 is not None:
         acquirep(m, p2)
         return True

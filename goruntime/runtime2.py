@@ -174,6 +174,7 @@ class Sched:
         self.sysmon_note.acquire()
         self.sysmon_signaled = False
         self.sysmonwait = False  # Go's sched.sysmonwait
+        self.syscallwake = False  # ... ended by a syscall
         self.sysmonpokes = 0
         # GODEBUG (trace.py)
         self.schedtrace = schedtrace  # ms between SCHED lines; 0: off
@@ -220,10 +221,12 @@ class Sched:
             self.sysmon_note.acquire(False)
             self.sysmon_signaled = False
 
-    def sysmonwake(self) -> None:
-        """Wake sysmon if it sleeps because every P was idle."""
+    def sysmonwake(self, syscall: bool = False) -> None:
+        """Wake sysmon if it sleeps because every P was idle. For a ``syscall`` it ticks
+        fast again (Go's syscallWake), to retake the P soon; else at its backed-off pace."""
         if self.sysmonwait:
             self.sysmonwait = False
+            self.syscallwake = syscall
             self.sysmonnotify()
 
     # --- the end of the run ---

@@ -15,9 +15,10 @@ Every tick (20 µs, doubling after 1 ms without anything to do, up to 10 ms, as 
 
 When every P is idle it sleeps instead (Go's ``sched.sysmonwait``; not while schedtrace
 prints): until the next timer, at most SYSMON_WAIT_MAX, or until woken by a G entering a
-syscall, an M leaving one, the end of the run, or ``proc.sysmonpoke`` once the Gs have
-parked or checked for preemption SYSMON_POKES times (sustained work). An idle server costs
-no ticks, and a light load a tick every SYSMON_POKES events.
+syscall or an M leaving one (it then ticks at 20 µs again, as Go's), the end of the run, or
+``proc.sysmonpoke`` once the Gs have parked or checked for preemption SYSMON_POKES times
+(sustained work: it goes on at its backed-off pace). An idle server costs no ticks, and a
+light load a tick every SYSMON_POKES events.
 """
 
 from __future__ import annotations
@@ -71,10 +72,11 @@ def _sysmon(s: _r.Sched) -> None:
             break
         now = monotonic()
         if not tr.on and s.npidle == s.gomaxprocs:
-            woken = sysmonwait(s, now)
+            sysmonwait(s, now)
             if s.stopping:
                 break
-            if woken:
+            if s.syscallwake:
+                s.syscallwake = False
                 idle = 0
                 delay = MIN_DELAY
             now = monotonic()
@@ -106,20 +108,22 @@ def _sysmon(s: _r.Sched) -> None:
             tr.maybe_print(now)
 
 
-def sysmonwait(s: _r.Sched, now: float) -> bool:
-    """Sleep while every P is idle (see the module docstring); True if woken, not timed out.
+def sysmonwait(s: _r.Sched, now: float) -> None:
+    """Sleep while every P is idle (see the module docstring).
 
     ``preemptreq`` is set meanwhile: it makes the schedule loop and the fast paths poke.
+    A wake for a syscall leaves ``Sched.syscallwake`` set.
     """
     nt = proc.nexttimer(s)
     if nt and nt <= now:
-        return False  # an overdue timer: keep ticking
+        return  # an overdue timer: keep ticking
     sleep = SYSMON_WAIT_MAX if not nt else min(nt - now, SYSMON_WAIT_MAX)
     with s.lock:
         if s.stopping or s.npidle != s.gomaxprocs:
-            return False
+            return
         s.sysmonconsume()
         s.sysmonwait = True
+        s.syscallwake = False
         s.sysmonpokes = 0
     _r.set_preemptreq(True)
     woken = s.sysmon_note.acquire(True, sleep)
@@ -127,11 +131,9 @@ def sysmonwait(s: _r.Sched, now: float) -> bool:
         s.sysmonwait = False
         if woken:
             s.sysmon_signaled = False
-        elif s.sysmon_signaled:  # woken just after the timeout
-            s.sysmonconsume()
-            woken = True
+        else:
+            s.sysmonconsume()  # a wake just after the timeout
     _r.set_preemptreq(False)
-    return woken
 
 
 def retake(s: _r.Sched, now: float, recs: list[_Rec]) -> int:
