@@ -703,8 +703,10 @@ def _readyone(g: G) -> None:
 
 
 def findrunnable_others(s: Sched, m: M, p: P, now: float) -> G | None:
-    """With more than one P: steal (when few Ms spin already), and run other Ps' due timers."""
-    if not m.spinning and 2 * s.nmspinning < s.gomaxprocs - s.npidle:
+    """With more than one P: steal from the other busy Ps (when few Ms spin already), and
+    run other Ps' due timers."""
+    nbusy = s.gomaxprocs - s.npidle
+    if not m.spinning and nbusy > 1 and 2 * s.nmspinning < nbusy:
         with s.lock:
             s.nmspinning += 1
         m.spinning = True
@@ -805,8 +807,8 @@ def stealwork(s: Sched, m: M, p: P, now: float) -> G | None:
         start = random.randrange(n)
         for k in range(n):
             p2 = allp[(start + k) % n]
-            if p2 is p:
-                continue
+            if p2 is p or (p2.status == _Pidle and not (last and p2.ntimers)):
+                continue  # an idle P has nothing to steal (Go's idlepMask)
             if last and p2.ntimers:
                 runtimers(p2, now)
                 g = runqget(p)
