@@ -265,7 +265,7 @@ def header(run: dict) -> list[str]:
 def capacity_table(run: dict, fmt: str = "simple") -> str:
     """Knee rate per strategy × connections: ``N`` (server-bound above it), ``≥ N``
     (loadgen-bound: the server held every rate the loadgen could offer), ``< N`` (not even
-    the lowest rate tried was held)."""
+    the lowest rate tried was held), ``?`` (the loadgen was the bound from the first step)."""
     slo = run["config"]
     rows = []
     conns = sorted({k["connections"] for k in run["capacity"]})
@@ -288,8 +288,12 @@ def capacity_table(run: dict, fmt: str = "simple") -> str:
 
 def knee_text(k: dict) -> str:
     if k["knee"] is None:
-        return f"< {min(s['rate'] for s in k['steps']):,.0f} ({k['bound']})" if k["steps"] \
-            else "-"
+        if not k["steps"]:
+            return "-"
+        lowest = min(s["rate"] for s in k["steps"])
+        if k["bound"] == "loadgen":
+            return f"? (loadgen-bound from {lowest:,.0f})"
+        return f"< {lowest:,.0f}"
     if k["bound"] == "loadgen":
         return f"≥ {k['knee']:,.0f} (loadgen-bound)"
     if k["bound"] == "none":
