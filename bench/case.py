@@ -43,7 +43,7 @@ from bench.sampler import LARGE_TREE, Sampler, footprint
 from bench.server_proc import Child, ServerStartError, wait_listening
 from common.host import boot_id
 from common.proc import with_parent_death
-from loadgen.config import EXIT_WORKER_LOST
+from loadgen.config import EXIT_FAILED, EXIT_WORKER_LOST
 from results import schema, verdict
 from results.cases import CaseKey
 
@@ -433,6 +433,8 @@ class Case:
             if result is not None:
                 rec["notes"].append("the survivors' figures are kept in loadgen for inspection")
             return result
+        if rc == EXIT_FAILED and (result := self._read_result()) is not None:
+            return result  # no connection established: the result says so, the verdict too
         if rc != 0:
             what = "rejected its arguments" if rc == 2 else f"exited ({loadgen.describe_exit()})"
             rec["status"] = f"failed: loadgen {what}" + (f": {tail[:300]}" if tail else "")
