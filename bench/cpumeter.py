@@ -12,13 +12,12 @@ of a window is reported, so a coarse figure is visible as such.
 from __future__ import annotations
 
 import bisect
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.sampler import tree_cpu_s
+from bench.sampler import pin_this_thread, tree_cpu_s
 
 PERIOD = 0.05
 
@@ -109,11 +108,7 @@ class CpuMeter(threading.Thread):
             self._tick_one(c)
 
     def run(self) -> None:
-        if self.cpus:
-            try:
-                os.sched_setaffinity(threading.get_native_id(), self.cpus)
-            except OSError:
-                pass
+        pin_this_thread(self.cpus)
         next_at = time.monotonic()
         while not self._halt.is_set():
             self.tick()

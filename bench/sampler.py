@@ -55,6 +55,15 @@ def _cpu_s(p: psutil.Process, root: bool, single_thread: bool = False) -> float:
     return cpu
 
 
+def pin_this_thread(cpus: list[int] | None) -> None:
+    """Keep the calling thread on ``cpus`` (the loadgen's half, away from the server)."""
+    if cpus:
+        try:
+            os.sched_setaffinity(threading.get_native_id(), cpus)
+        except OSError:
+            pass
+
+
 def tree_cpu_s(pid: int) -> float | None:
     """CPU seconds of the live tree rooted at ``pid`` plus the root's reaped children
     (``None`` once the root is gone)."""
@@ -142,11 +151,7 @@ class Sampler(threading.Thread):
         self.join(30)
 
     def run(self) -> None:
-        if self.cpus:
-            try:
-                os.sched_setaffinity(threading.get_native_id(), self.cpus)
-            except OSError:
-                pass
+        pin_this_thread(self.cpus)
         next_smaps = 0.0
         while not self._halt.is_set():
             start = time.monotonic()
