@@ -1,5 +1,7 @@
 """The scheduler: go/run semantics, run queues, stealing, fairness, deadlock, threads."""
 
+import dis
+import sys
 import threading
 import time
 import traceback
@@ -518,3 +520,23 @@ def test_procs_above_the_cpus_start_no_more_ms_than_cpus(procs_):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "1"]
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11),
+                    reason="checks CPython 3.11's quickening, which later versions do differently")
+def test_the_m_and_sysmon_loops_are_specialised_by_the_interpreter():
+    """schedule and sysmon run one long loop per thread; 3.11 specialises a function entered
+    once only if its loop closes with a plain backward jump (``while True``), else every
+    attribute look-up in it stays generic for the whole run."""
+    from goruntime import sysmon
+
+    async def main():
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.1:  # busy: sysmon ticks all along
+            await proc.gosched()
+
+    rt.run(main, procs=1)
+    for f in (proc.schedule, sysmon._sysmon):
+        generic = [i.opname for i in dis.get_instructions(f, adaptive=True)
+                   if i.opname in ("LOAD_ATTR", "LOAD_GLOBAL")]
+        assert generic == [], f"{f.__name__} was never quickened"
