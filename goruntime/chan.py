@@ -146,31 +146,35 @@ class Chan:
 
         Raises ``Panic("send on closed channel")`` if the channel is or becomes closed.
         """
-        locking = _r.locking
-        if locking:
+        onep = _r.onep  # procs=1: no locks (runtime2)
+        if onep is None:
             self._lock.acquire()
         rq = self._recvq
-        if self._closed or (rq and rq[0].sel is not None):
-            done = chansend(self, v, self._unlock if locking else None)
-        elif rq:  # a G waits to receive: hand v over
-            done = True
+        if rq and not self._closed:
             g = rq.popleft()
-            if locking:
-                self._lock.release()
-            g.ok = True
-            p = _r.onep or tls.m.p
-            rn = p.runnext
-            if rn:
-                ready(p, g, v)
-            else:
-                assert g.waitreason is not None, f"{g!r} readied twice"
-                g.param = v
-                g.waitreason = None
-                rn.append(g)
+            if g.sel is None:  # a G waits to receive: hand v over
+                if onep is None:
+                    self._lock.release()
+                g.ok = True
+                p = onep or tls.m.p
+                rn = p.runnext
+                if rn:
+                    ready(p, g, v)
+                else:
+                    assert g.waitreason is not None, f"{g!r} readied twice"
+                    g.param = v
+                    g.waitreason = None
+                    rn.append(g)
+                if _r.preemptreq and preemptcheck():
+                    await gopreempt()
+                return
+            rq.appendleft(g)  # a select's sudog: chansend claims it, or one behind it
+        if rq or self._closed:
+            done = chansend(self, v, self._unlock if onep is None else None)
         elif len(self._buf) < self._cap:
             done = True
             self._buf.append(v)
-            if locking:
+            if onep is None:
                 self._lock.release()
         else:
             done = False
@@ -178,11 +182,11 @@ class Chan:
             if _r.preemptreq and preemptcheck():
                 await gopreempt()
             return
-        onep = _r.onep  # wait until a receiver takes v
+        # wait until a receiver takes v
         g = (onep.m if onep is not None else tls.m).curg
         g.elem = v
         self._sendq.append(g)
-        await gopark(parkunlock if locking else None, self._lock, "chan send")
+        await gopark(parkunlock if onep is None else None, self._lock, "chan send")
         g.elem = None
         if not g.ok:
             raise Panic("send on closed channel")
@@ -190,50 +194,51 @@ class Chan:
     def _recv(withok: bool) -> Callable[[Chan], Coroutine[Any, Any, Any]]:
         # One body for recv and recv2, made twice: a wrapper would cost a call per receive.
         async def recv(self: Chan) -> Any:
-            locking = _r.locking
-            if locking:
+            onep = _r.onep  # procs=1: no locks (runtime2)
+            if onep is None:
                 self._lock.acquire()
             sq = self._sendq
-            if sq and (self._buf or sq[0].sel is not None):
-                r = chanrecv(self, self._unlock if locking else None)
+            if sq:
+                g = sq.popleft()
+                if g.sel is None and not self._buf:  # a G waits to send: take its value
+                    if onep is None:
+                        self._lock.release()
+                    v = g.elem
+                    g.ok = True
+                    p = onep or tls.m.p
+                    rn = p.runnext
+                    if rn:
+                        ready(p, g)
+                    else:
+                        assert g.waitreason is not None, f"{g!r} readied twice"
+                        g.param = None
+                        g.waitreason = None
+                        rn.append(g)
+                    if _r.preemptreq and preemptcheck():
+                        await gopreempt()
+                    return (v, True) if withok else v
+                sq.appendleft(g)  # behind a full buffer, or a select's sudog
+                r = chanrecv(self, self._unlock if onep is None else None)
                 if r is not None:
                     if _r.preemptreq and preemptcheck():
                         await gopreempt()
                     return r if withok else r[0]
                 # only selects that are done were waiting to send: wait below
-            elif sq:  # a G waits to send: take its value
-                g = sq.popleft()
-                if locking:
-                    self._lock.release()
-                v = g.elem
-                g.ok = True
-                p = _r.onep or tls.m.p
-                rn = p.runnext
-                if rn:
-                    ready(p, g)
-                else:
-                    assert g.waitreason is not None, f"{g!r} readied twice"
-                    g.param = None
-                    g.waitreason = None
-                    rn.append(g)
-                if _r.preemptreq and preemptcheck():
-                    await gopreempt()
-                return (v, True) if withok else v
             elif self._buf:  # a buffered value, no sender to refill its slot
                 v = self._buf.popleft()
-                if locking:
+                if onep is None:
                     self._lock.release()
                 if _r.preemptreq and preemptcheck():
                     await gopreempt()
                 return (v, True) if withok else v
             elif self._closed:
-                if locking:
+                if onep is None:
                     self._lock.release()
                 return (None, False) if withok else None
-            onep = _r.onep  # wait until a sender hands a value over
+            # wait until a sender hands a value over
             g = (onep.m if onep is not None else tls.m).curg
             self._recvq.append(g)
-            v = await gopark(parkunlock if locking else None, self._lock, "chan receive")
+            v = await gopark(parkunlock if onep is None else None, self._lock, "chan receive")
             return (v, g.ok) if withok else v
 
         recv.__name__ = "recv2" if withok else "recv"

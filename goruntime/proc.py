@@ -531,6 +531,7 @@ def execute(s: Sched, m: M, g: G) -> bool:
     p = m.p
     rn = p.runnext
     globrunq = s.globrunq
+    parks = 0  # added to m.parks on the way out: a store saved per park
     while True:
         m.curg = g
         try:
@@ -546,22 +547,25 @@ def execute(s: Sched, m: M, g: G) -> bool:
             m.curg = None
             m.exits += 1
             if g is s.main_g:
+                m.parks += parks
                 s.result = e.value
                 s.stop()
                 return False
         except BaseException as e:
             m.curg = None
             m.exits += 1
+            m.parks += parks
             s.fail(e)
             return False
         else:
             # Park g. m.curg keeps pointing at it until the next G: a store saved on the hot
             # path; nothing reads it in between.
             if req.__class__ is not tuple:
+                m.parks += parks
                 s.fail(RuntimeError(
                     f"goroutine {g.goid} yielded {req!r}: await only runtime operations"))
                 return False
-            m.parks += 1
+            parks += 1
             unlockf, g.waitreason, arg = req
             if unlockf is not None and not unlockf(g, arg):
                 ready(m.p, g, g.param)  # not parked after all: back into runnext
@@ -588,6 +592,7 @@ def execute(s: Sched, m: M, g: G) -> bool:
             break
         p.schedtick += 1
     m.curg = None
+    m.parks += parks
     return True
 
 

@@ -139,6 +139,15 @@ class Sched:
     before it can sleep). The counters are written by one thread each or under the lock.
     """
 
+    __slots__ = (
+        "lock", "gomaxprocs", "maxrunning", "allp", "pidle", "npidle", "allm", "midle",
+        "nmspinning", "globrunq", "goidgen", "mcount", "netpoller", "polling", "pollUntil",
+        "pollidle", "lastpoll", "timer_m", "stopping", "result", "fatal", "main_g",
+        "sysmon_thread", "sysmon_note", "sysmon_signaled", "sysmonwait", "syscallwake",
+        "sysmonpokes", "schedtrace", "scheddetail", "allgs", "starttime", "ext_spawns",
+        "handoffs", "long_runs", "netpolls", "sysmon_wakeups",
+    )
+
     def __init__(self, procs: int, ncpu: int = 0, schedtrace: int = 0,
                  scheddetail: int = 0) -> None:
         self.lock = threading.Lock()

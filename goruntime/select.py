@@ -111,17 +111,13 @@ async def select(*cases: recv | send, default: bool = False) -> tuple[int, Any, 
         if _r.preemptreq and preemptcheck():
             await gopreempt()
         return res
-    m = tls.m
+    onep = _r.onep
+    m = onep.m if onep is not None else tls.m
     g = m.curg if m is not None else None
     if g is None:
         if unlockall is not None:
             unlockall()
         raise RuntimeError("select() must be awaited inside a goroutine")
-    if all(cs.c is None for cs in cases):
-        if unlockall is not None:
-            unlockall()
-        await gopark(None, None, "select (no cases)")
-        raise AssertionError("unreachable: a select with no cases was woken")
     # Pass 2: enqueue on every channel, then park.
     claim = [True]
     sgs = []
@@ -137,6 +133,11 @@ async def select(*cases: recv | send, default: bool = False) -> tuple[int, Any, 
             sg = sudog(g, claim, i, c, cs.v)
             c._sendq.append(sg)
         sgs.append(sg)
+    if not sgs:  # every case's channel is None
+        if unlockall is not None:
+            unlockall()
+        await gopark(None, None, "select (no cases)")
+        raise AssertionError("unreachable: a select with no cases was woken")
     won = await gopark(None if unlockall is None else _parkunlockall, unlockall, "select")
     # Pass 3: dequeue from the channels whose cases did not fire.
     if lockorder is not None:

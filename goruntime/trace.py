@@ -119,7 +119,9 @@ def stats() -> dict[str, Any]:
     """Counters of the running scheduler, or of the last run once it has returned.
 
     Keys: gomaxprocs, goroutines, threads, idleprocs, schedticks, steals, parks, spawns,
-    handoffs, preemptions, long_runs, netpolls, sysmon_wakeups, runqueue.
+    handoffs, preemptions, long_runs, netpolls, sysmon_wakeups, runqueue. ``parks`` is
+    added up when an M goes back to its scheduler loop, so while Gs run it may lag behind
+    by the parks of the current burst (exact once the run has returned).
     """
     s = _r.sched
     if s is None:

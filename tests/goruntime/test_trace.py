@@ -100,5 +100,7 @@ def test_stats_has_the_counters_benchmarks_record(procs):
     for k in ("schedticks", "steals", "parks", "spawns", "handoffs", "preemptions",
               "long_runs", "netpolls", "goroutines", "gomaxprocs", "threads"):
         assert isinstance(st[k], int), k
-    assert st["spawns"] == 10 and st["gomaxprocs"] == procs and st["parks"] >= 1
-    assert rt.stats()["spawns"] == 10  # the last run's figures stay readable
+    assert st["spawns"] == 10 and st["gomaxprocs"] == procs
+    after = rt.stats()  # the last run's figures stay readable
+    # each of the 10 handoffs on an unbuffered channel found the other side parked
+    assert after["spawns"] == 10 and after["parks"] >= 10
