@@ -111,7 +111,8 @@ class Netpoller:
         # len are atomic under the GIL, and an entry costs 8 bytes, not a set slot.
         self.waiters: deque[None] = deque()
         self.closed = False
-        self.waited = 0.0
+        self.waited = 0.0  # seconds the last blocking poll waited
+        self.polled = time.monotonic()  # when the last blocking poll returned
         self.on_close: list[Any] = []  # callables run by close() (signal.py restores state)
 
     def open(self, fd: int) -> pollDesc:
@@ -136,7 +137,8 @@ class Netpoller:
             else:
                 t0 = time.monotonic()
                 events = self.ep.poll(-1.0 if delay < 0 else delay, _MAXEVENTS)
-                self.waited = time.monotonic() - t0
+                self.polled = t1 = time.monotonic()
+                self.waited = t1 - t0
         except (InterruptedError, ValueError):  # ValueError: closed by another M at exit
             return []
         if not events:

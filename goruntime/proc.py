@@ -511,7 +511,7 @@ def schedule(s: Sched, m: M) -> None:
             if s.globrunq and p.schedtick % 61 == 0:
                 with s.lock:
                     g = globrunqget(s, p, 1)
-            if g is None:
+            if g is None and (p.runnext or p.runq):
                 g = runqget(p)
         if g is None:
             g = findrunnable(s, m)
@@ -644,10 +644,9 @@ def findrunnable(s: Sched, m: M) -> G | None:
                 stopm(s, m, 0.0)
                 continue
             acquirep(m, p)
-        now = monotonic()
         if p.ntimers:
-            runtimers(p, now)
-        g = runqget(p)
+            runtimers(p, monotonic())
+        g = runqget(p) if p.runnext or p.runq else None
         if g is None and s.globrunq:
             with s.lock:
                 g = globrunqget(s, p, 0)
@@ -655,14 +654,14 @@ def findrunnable(s: Sched, m: M) -> G | None:
         if g is None and np is not None and not s.pollidle and not s.polling and (
                 np.waiting() > 0):
             gs = np.netpoll(0)  # network work ready: no need to drop the P and block
-            s.lastpoll = now
+            s.lastpoll = monotonic()
             s.netpolls += 1
             if gs:
                 g = gs.pop()
                 injectglist(gs)
                 _readyone(g)
         if g is None and s.gomaxprocs > 1:
-            g = findrunnable_others(s, m, p, now)
+            g = findrunnable_others(s, m, p, monotonic())
         if g is not None:
             if m.spinning:
                 resetspinning(s, m)
@@ -771,11 +770,13 @@ def netpollblock(s: Sched, m: M) -> G | None:
         gs = np.netpoll(delay)
     finally:
         m.blocked = False
-        with s.lock:
-            s.polling = False
-            s.pollUntil = 0.0
-            p = s.pidleget()
-    s.lastpoll = monotonic()
+        lock = s.lock
+        lock.acquire()
+        s.polling = False
+        s.pollUntil = 0.0
+        p = s.pidleget()
+        lock.release()
+    s.lastpoll = np.polled
     s.pollidle = np.waited > POLL_IDLE
     s.netpolls += 1
     if p is None:
