@@ -29,6 +29,11 @@ from .netpoll import ErrNetClosing, Timeout, poll_open, pollDesc
 __all__ = ["Conn", "ErrNetClosing", "Listener", "Timeout", "dial", "listen"]
 
 _MAXREAD = 1 << 30
+# A read asks the kernel for at most the conn's read size: it starts at MIN_READ (bytes that
+# few come from Python's small-object allocator, where a 64 KiB read costs a malloc and a
+# shrinking realloc), doubles each time a read fills it, and halves after a read that used
+# less than a quarter of it. Returning less than asked for is what Go's Read does too.
+MIN_READ = 256
 
 
 def _sockerr(e: OSError, closed: bool) -> OSError:
@@ -40,7 +45,7 @@ def _sockerr(e: OSError, closed: bool) -> OSError:
 class Conn:
     """A connected TCP socket. ``read``/``write`` are awaitables; the rest is synchronous."""
 
-    __slots__ = ("sock", "pd", "closed", "_drained")
+    __slots__ = ("sock", "pd", "closed", "_drained", "_rsize")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -48,6 +53,7 @@ class Conn:
         self.pd: pollDesc = poll_open(sock.fileno())
         self.closed = False
         self._drained = False
+        self._rsize = MIN_READ
 
     def __repr__(self) -> str:
         return f"<Conn fd={self.pd.fd} closed={self.closed}>"
@@ -78,6 +84,9 @@ class Conn:
             if n <= 0:
                 return b""
             n = _MAXREAD
+        rsize = self._rsize
+        if n > rsize:
+            n = rsize
         while True:
             try:
                 data = self.sock.recv(n)
@@ -86,8 +95,13 @@ class Conn:
             except OSError as e:
                 raise _sockerr(e, self.closed) from None
             if data is not None:
-                if len(data) < n:
+                got = len(data)
+                if got < n:
                     self._drained = True  # b"" too: harmless, hup is set at EOF
+                    if got < rsize >> 2 and rsize > MIN_READ:
+                        self._rsize = rsize >> 1
+                elif n == rsize and rsize < _MAXREAD:
+                    self._rsize = rsize << 1
                 return data
             # Parked outside the except clause: a G suspended inside one keeps the exception
             # and its traceback alive (hundreds of bytes per idle connection).

@@ -666,8 +666,10 @@ def findrunnable(s: Sched, m: M) -> G | None:
             if m.spinning:
                 resetspinning(s, m)
             return g
-        # Nothing: give up the P.
-        with s.lock:
+        # Nothing: give up the P (acquire/release: `with` makes two bound methods a cycle).
+        lock = s.lock
+        lock.acquire()
+        try:
             if s.stopping:
                 return None
             if s.globrunq:
@@ -688,6 +690,8 @@ def findrunnable(s: Sched, m: M) -> G | None:
             # With one P nothing can have been queued on a P since we looked: claim the
             # poll now, in the same lock section.
             polling = s.gomaxprocs == 1 and claimpoll_locked(s)
+        finally:
+            lock.release()
         if not polling:
             if (wasspinning or s.gomaxprocs > 1) and recheck(s, m):
                 continue

@@ -241,3 +241,36 @@ def test_eof_that_arrives_with_the_data_is_seen_after_a_short_read(procs):
         return out
 
     assert all(rt.run(main(), procs=procs))
+
+
+def test_read_size_grows_with_bulk_data_and_shrinks_back_for_small_messages(procs):
+    """A read asks for MIN_READ bytes at first, doubles while reads fill it, and halves
+    after reads that use under a quarter of it: 1 MiB waiting takes a few dozen reads of
+    ``read(1 MiB)``, not 1 MiB / MIN_READ; small messages bring it back to MIN_READ."""
+    from goruntime.net import MIN_READ
+
+    size = 1 << 20
+
+    async def main():
+        a, b = socket.socketpair()
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        a.sendall(bytes(size))  # all of it waits in the socket buffers
+        cb = Conn(b)
+        reads, got = 0, 0
+        while got < size:
+            chunk = await cb.read(size)
+            reads += 1
+            got += len(chunk)
+        grown = cb._rsize
+        for _ in range(12):
+            a.sendall(b"m" * 64)
+            assert await cb.read(size) == b"m" * 64
+        a.close()
+        cb.close()
+        return reads, grown, cb._rsize
+
+    reads, grown, small = rt.run(main(), procs=procs)
+    assert reads <= 40, f"{reads} reads for 1 MiB: the read size did not grow"
+    assert grown >= 64 * MIN_READ
+    assert small == MIN_READ
