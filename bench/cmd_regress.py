@@ -6,13 +6,13 @@ git worktree that is removed at the end however the command ends. Both sides are
 by this tree's harness (:mod:`bench.side`: only the runtime and the servers differ):
 
 1. **Instruction counts, the gate.** Every micro-benchmark at ``--count-procs`` (default
-   1) under callgrind (:mod:`bench.micro_count`), base and head side by side (``--jobs``
-   at once: a count does not depend on the machine's load), and the goroutine server's
-   echo path per message (:mod:`bench.echo_instructions`; shown, not gated: its count moves
-   with the load, see :mod:`results.regress_report`). A delta beyond ``--threshold``
-   on one count per side is counted again on both sides before it is believed
-   (:mod:`results.verdicts`). At procs 2 the two Ms take turns as the OS wakes them, and a
-   count moves by a few percent from run to run: such counts would gate on noise.
+   1) under callgrind (:mod:`bench.micro_count`), and the goroutine server's echo path
+   per message in ping-pong at procs 1 (:func:`bench.echo_instructions.start_pingpong`),
+   base and head side by side (``--jobs`` at once: a count does not depend on the
+   machine's load). A delta beyond ``--threshold`` on one count per side is counted again
+   on both sides before it is believed (:mod:`results.verdicts`). At procs 2 the two Ms
+   take turns as the OS wakes them, and a count moves by a few percent from run to run:
+   such counts would gate on noise.
 2. **Time, secondary.** ``--rounds`` rounds of fresh worker processes
    (:mod:`bench.micro_worker`), base and head alternating (base first in even rounds,
    head first in odd ones) so a change in load hits both sides alike: µs/op, and the
@@ -50,7 +50,6 @@ from bench import (
     echo_instructions,
     echobench,
     micro_count,
-    side,
     writable_dir,
 )
 from bench import worktree as wt
@@ -61,7 +60,6 @@ HELP = ("judge the work tree against a git ref (default HEAD~1, or HEAD when dir
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_SERVER = "goroutine:1"
-ECHO_COUNT_ROUNDS = (20, 120)
 ECHO_CONNECTIONS = 100
 ECHO_WARMUP_S = 0.5
 
@@ -149,16 +147,21 @@ def _micro_cases(doc: dict) -> list[dict]:
     return [c for c in doc["cases"] if c["name"] != regress.ECHO_CASE]
 
 
-def _count_micro(tasks: list[tuple[dict, str]], roots: dict[str, Path], marks: Path,
-                 workdir: Path, jobs: int) -> None:
+def _start_count(case: dict, root: Path, marks: Path, workdir: Path) -> micro_count.Counting:
+    if case["name"] == regress.ECHO_CASE:
+        return echo_instructions.start_pingpong(root, marks, workdir)
+    return micro_count.start(root, case["name"], case["procs"], marks, workdir)
+
+
+def _count(tasks: list[tuple[dict, str]], roots: dict[str, Path], marks: Path,
+           workdir: Path, jobs: int) -> None:
     """Count every (case, side) task, ``jobs`` valgrind processes at a time."""
     for i in range(0, len(tasks), jobs):
         batch = tasks[i:i + jobs]
         started = []
         try:
             for case, s in batch:
-                started.append(micro_count.start(roots[s], case["name"], case["procs"],
-                                                 marks, workdir))
+                started.append(_start_count(case, roots[s], marks, workdir))
             for (case, s), counting in zip(batch, started, strict=True):
                 try:
                     v = counting.result()
@@ -167,39 +170,11 @@ def _count_micro(tasks: list[tuple[dict, str]], roots: dict[str, Path], marks: P
                     _say(f"  instructions {regress.label(case)} {s}: FAILED: {e}")
                 else:
                     case[s]["instructions"].append(v)
-                    _say(f"  instructions {regress.label(case)} {s}: {v:,.1f}/op")
+                    _say(f"  instructions {regress.label(case)} {s}: {v:,.1f}/"
+                         f"{'msg' if case['name'] == regress.ECHO_CASE else 'op'}")
         finally:
             for counting in started:
                 counting.close()
-
-
-def _count_echo(case: dict, s: str, root: Path) -> None:
-    argv = side.argv_for(root, "bench.echo_instructions", "--serve", "goroutine",
-                         counting=True)
-    try:
-        with _environ(side.COUNTING_ENV):
-            v = echo_instructions.per_message(argv, *ECHO_COUNT_ROUNDS)
-    except SystemExit as e:  # per_message's way to fail: one line
-        case[s]["errors"].append(f"instructions: {e}")
-        _say(f"  instructions {regress.label(case)} {s}: FAILED: {e}")
-    else:
-        case[s]["instructions"].append(v)
-        _say(f"  instructions {regress.label(case)} {s}: {v:,.1f}/msg")
-
-
-@contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    """``values`` in this process's environment for the block (children inherit them)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _unconfirmed(case: dict, threshold: float) -> bool:
@@ -212,26 +187,18 @@ def _unconfirmed(case: dict, threshold: float) -> bool:
 
 def count_phase(doc: dict, roots: dict[str, Path], marks: Path, workdir: Path,
                 args) -> None:
-    """Instruction counts of both sides.
-
-    A micro verdict from one count per side is counted again on both sides. The echo
-    path is counted once per side: its count moves with the load, so it is shown and
-    does not gate (see results/regress_report.py).
-    """
-    micro = [(c, s) for c in _micro_cases(doc) if c["procs"] in args.count_procs
-             for s in regress.SIDES]
-    echo = [c for c in doc["cases"] if c["name"] == regress.ECHO_CASE]
-    _say(f"instructions: {len(micro) // 2} micro cases × base, head under callgrind")
-    _count_micro(micro, roots, marks, workdir, args.jobs)
-    again = [(c, s) for c in _micro_cases(doc) if _unconfirmed(c, args.threshold)
-             for s in regress.SIDES]
+    """Instruction counts of both sides; a verdict from one count per side is counted
+    again on both sides."""
+    cases = [c for c in doc["cases"] if c["name"] == regress.ECHO_CASE
+             or c["procs"] in args.count_procs]
+    n_echo = sum(c["name"] == regress.ECHO_CASE for c in cases)
+    _say(f"instructions: {len(cases) - n_echo} micro cases"
+         f"{' and the echo path' if n_echo else ''} × base, head under callgrind")
+    _count([(c, s) for c in cases for s in regress.SIDES], roots, marks, workdir, args.jobs)
+    again = [(c, s) for c in cases if _unconfirmed(c, args.threshold) for s in regress.SIDES]
     if again:
         _say(f"instructions: counting {len(again) // 2} changed case(s) again to confirm")
-        _count_micro(again, roots, marks, workdir, args.jobs)
-    for case in echo:
-        _say("instructions: the echo path, base and head")
-        for s in regress.SIDES:
-            _count_echo(case, s, roots[s])
+        _count(again, roots, marks, workdir, args.jobs)
 
 
 def time_phase(doc: dict, roots: dict[str, Path], args, baseline: dict | None) -> None:
@@ -330,7 +297,8 @@ def _config(args, base: dict, gate: str, names: list[str], why: str | None) -> d
             "echo": not args.no_echo, "echo_rounds": 0 if args.no_echo else args.echo_rounds,
             "echo_seconds": args.echo_seconds, "jobs": args.jobs,
             "count_loops": {n: list(micro_count.loops_for(n)) for n in names},
-            "echo_count_rounds": list(ECHO_COUNT_ROUNDS), "valgrind_missing": why}
+            "echo_count_messages": list(echo_instructions.PINGPONG),
+            "valgrind_missing": why}
 
 
 def _summary(report: regress_report.Report, t0: float) -> dict:

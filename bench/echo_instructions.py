@@ -3,6 +3,7 @@
 ``python -m bench.echo_instructions [--servers asyncio,goroutine] [--rounds 20,120]``
 ``python -m bench.echo_instructions --paced CONNS:RATE [--seconds 2,6]``
 ``python -m bench.echo_instructions --idle CONNS [--seconds 2,6]``
+``python -m bench.echo_instructions --pingpong`` (the count ``runner.py regress`` gates on)
 
 CPU time on a shared machine moves by tens of percent from run to run; an instruction count
 does not. Each server runs in one process under ``valgrind --tool=callgrind``; the client
@@ -13,36 +14,64 @@ goroutine runs with ``--procs`` (default 1). Workloads (64 B messages):
 
 * saturated (default): 100 blocking connections in lock-step rounds (send on every
   connection, then read every echo). Under valgrind the server is the slow side, as in a
-  closed-loop benchmark, so every round finds all 100 messages waiting, for every server
-  alike, and the count barely moves from run to run. Instructions per message.
+  closed-loop benchmark, so most rounds find all 100 messages waiting, for every server
+  alike. Instructions per message.
 * ``--paced CONNS:RATE``: CONNS connections, one message every 1/RATE s in turn (open
   loop), so the server is idle between messages. Instructions per message, including what
   the server spends idling between them (sysmon ticks, timers, wakeups): the light-load
   cost. RATE must stay well below what the server does under valgrind (~1k msg/s).
 * ``--idle CONNS``: CONNS connections that send nothing. Instructions per second of an
   idle server.
+* ``--pingpong``: one connection in strict ping-pong, each message sent only once the
+  server's main thread has slept in ``epoll_wait`` for :data:`PINGPONG_GAP_S` (seen in
+  ``/proc/PID/task/PID/wchan``; where the kernel does not show it, a fixed
+  :data:`PINGPONG_FALLBACK_GAP_S` after each echo). So every message takes the same path
+  (the poller wakes, read, write, the next read parks, a blocking poll) whatever the
+  machine's load, and sysmon sleeps throughout. Only the main thread is counted (the one
+  that runs the Gs at procs 1), between callgrind marks set by the main thread itself in
+  signal handlers (:func:`_install_marks`), around :data:`PINGPONG` messages after
+  :data:`PINGPONG_WARMUP` uncounted ones: the short window's count is subtracted from the
+  long one's. In :mod:`bench.side`'s counting mode, repeated counts of identical code
+  agree to a few parts per million, and trees at other paths (other heap layouts) to
+  ~0.15%. This is the light-load cost per message, about twice the saturated one (the
+  poll and the wake-up are paid by every message).
 
-Every workload first echoes one message on each connection, so the timed part starts with
-every connection accepted and served.
+The first three workloads count the whole process and first echo one message on each
+connection, so the measured part starts with every connection accepted and served; they
+move by a few percent from run to run (the machine decides how messages batch and how
+often sysmon ticks).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
 import re
 import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
+
+from bench import micro_count, side
 
 ROOT = Path(__file__).resolve().parents[1]
 CONNS = 100
 MSG = b"m" * 64
 REPLY_TIMEOUT_S = 60.0  # a paced client waits this long for the last echoes
+PINGPONG = (100, 300)  # messages in the short and the long counted window
+PINGPONG_WARMUP = 50  # messages before counting starts (the interpreter specialises)
+PINGPONG_GAP_S = 0.002  # the server sleeps in epoll_wait at least this long per message
+PINGPONG_FALLBACK_GAP_S = 0.01  # after each echo, where the kernel hides the server's wchan
+WCHAN_PROBE_S = 0.0001  # how often the client looks whether the server sleeps in epoll
+WCHAN_TIMEOUT_S = 10.0  # a server not seen in epoll_wait by then: the kernel hides wchan
 
 
 def _connect(port: int, n: int) -> list[socket.socket]:
@@ -96,9 +125,72 @@ def _paced(socks: list[socket.socket], rate: float, seconds: float) -> None:
     sel.close()
 
 
-def _client(port: int, workload: str) -> None:
+def _polling(pid: int) -> bool:
+    """Whether the main thread of process ``pid`` sleeps in ``epoll_wait`` (False if unknown)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/wchan") as f:
+            return "epoll" in f.read()
+    except OSError:
+        return False
+
+
+def _await_poll(pid: int, timeout: float) -> bool:
+    """Wait until the server's main thread sleeps in epoll_wait; False after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not _polling(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(WCHAN_PROBE_S)
+    return True
+
+
+class _Pingpong:
+    """Strict ping-pong on one connection, each message sent to a server idle in epoll."""
+
+    def __init__(self, s: socket.socket, server_pid: int) -> None:
+        self.s = s
+        self.pid = server_pid
+        self.wchan = True  # False once the kernel has not shown the server in epoll_wait
+
+    def idle(self) -> None:
+        """Return once the server has slept in epoll_wait for PINGPONG_GAP_S (or the
+        fallback gap has passed, where its wait cannot be seen)."""
+        if self.wchan and not _await_poll(self.pid, WCHAN_TIMEOUT_S):
+            self.wchan = False
+        time.sleep(PINGPONG_GAP_S if self.wchan else PINGPONG_FALLBACK_GAP_S)
+
+    def run(self, n: int) -> None:
+        for _ in range(n):
+            self.idle()
+            self.s.sendall(MSG)
+            _read_echo(self.s)
+
+    def mark(self, sig: int, ack: int) -> None:
+        """Have the idle server's main thread take mark ``sig`` and wait until it has."""
+        self.idle()
+        os.kill(self.pid, sig)
+        if os.read(ack, 1) != MARKS[sig]:
+            raise SystemExit("echo_instructions: the server did not take its mark")
+
+
+def _counted_pingpong(socks: list[socket.socket], warmup: int, n1: int, n2: int,
+                      ack: int) -> None:
+    pp = _Pingpong(socks[0], os.getppid())  # the server started this client
+    pp.run(warmup)
+    pp.mark(signal.SIGUSR1, ack)
+    for n in (n1, n2):
+        pp.run(n)
+        pp.mark(signal.SIGUSR2, ack)
+
+
+def _client(port: int, workload: str, ack: int | None = None) -> None:
     kind, *args = workload.split(":")
-    if kind == "rounds":
+    if kind == "pingpong":
+        if ack is None:
+            raise SystemExit("echo_instructions: a counted ping-pong needs the marks' pipe")
+        socks = _connect(port, 1)
+        _counted_pingpong(socks, int(args[0]), int(args[1]), int(args[2]), ack)
+    elif kind == "rounds":
         socks = _connect(port, CONNS)
         _lockstep(socks, int(args[0]))
     elif kind == "paced":
@@ -113,7 +205,33 @@ def _client(port: int, workload: str) -> None:
         s.close()
 
 
-def _serve(name: str, workload: str, procs: int) -> None:
+MARKS = {signal.SIGUSR1: b"z", signal.SIGUSR2: b"d"}
+
+
+def _install_marks(marks: Path, ack_w: int) -> None:
+    """SIGUSR1 starts counting from zero, SIGUSR2 dumps; each then writes its byte to ``ack_w``.
+
+    Python runs signal handlers in the main thread, so the marks are the main thread's
+    (callgrind zeroes and dumps the calling thread's counts with ``--separate-threads``).
+    The signal wakes the poller through the wakeup fd the server has set (both servers
+    set one), so the handler runs as soon as the idle main thread returns from epoll_wait.
+    """
+    lib = ctypes.CDLL(str(marks))
+
+    def start(signum, frame) -> None:
+        lib.marks_start()
+        lib.marks_zero()
+        os.write(ack_w, MARKS[signum])
+
+    def dump(signum, frame) -> None:
+        lib.marks_dump()
+        os.write(ack_w, MARKS[signum])
+
+    signal.signal(signal.SIGUSR1, start)
+    signal.signal(signal.SIGUSR2, dump)
+
+
+def _serve(name: str, workload: str, procs: int, marks: Path | None = None) -> None:
     """Child mode: run server `name` in this process against a client process."""
     from servers import STRATEGIES
     from servers.base import Config, listen
@@ -121,9 +239,15 @@ def _serve(name: str, workload: str, procs: int) -> None:
     cfg = Config(procs=procs) if name == "goroutine" else Config()
     srv = STRATEGIES[name](cfg)
     sock = listen(cfg)
+    extra, fds = [], ()
+    if marks is not None:
+        ack_r, ack_w = os.pipe()
+        _install_marks(marks, ack_w)
+        extra, fds = ["--ack-fd", str(ack_r)], (ack_r,)
     # Not traced by valgrind (no --trace-children): the client runs at full speed.
     client = subprocess.Popen([sys.executable, "-m", "bench.echo_instructions", "--client-port",
-                               str(sock.getsockname()[1]), "--workload", workload], cwd=ROOT)
+                               str(sock.getsockname()[1]), "--workload", workload, *extra],
+                              cwd=ROOT, pass_fds=fds)
 
     def wait_client() -> None:
         try:
@@ -175,6 +299,32 @@ def idle_per_second(argv: list[str], conns: int, s1: float, s2: float) -> float:
     return (b - a) / (s2 - s1)
 
 
+def start_pingpong(root: Path, marks: Path, workdir: Path, name: str = "goroutine",
+                   messages: tuple[int, int] = PINGPONG) -> micro_count.Counting:
+    """Start counting ``name``'s ping-pong (procs 1) in the tree at ``root``; the caller closes it.
+
+    ``result()`` is the main thread's instructions per message; ``marks`` is
+    :func:`bench.micro_count.build_marks`'s library.
+    """
+    n1, n2 = messages
+    assert 0 < n1 < n2, "the long window must have more messages than the short one"
+    out = workdir / f"echo-{name}-{uuid.uuid4().hex[:8]}.cg"
+    argv = side.argv_for(root, "bench.echo_instructions", "--serve", name, "--procs", "1",
+                         "--workload", f"pingpong:{PINGPONG_WARMUP}:{n1}:{n2}",
+                         "--marks", str(marks), counting=True)
+    return micro_count.start_argv(argv, out, messages, main_thread_only=True)
+
+
+def pingpong_per_message(root: Path, marks: Path, workdir: Path, name: str = "goroutine",
+                         messages: tuple[int, int] = PINGPONG) -> float:
+    """Main-thread instructions per ping-pong message; CountError with a one-line reason."""
+    c = start_pingpong(root, marks, workdir, name, messages)
+    try:
+        return c.result()
+    finally:
+        c.close()
+
+
 def _pair(text: str, what: str) -> tuple[float, float]:
     """``"2,6"`` -> ``(2.0, 6.0)``; ValueError with a one-line reason otherwise."""
     try:
@@ -217,15 +367,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", default="2,6", help="paced/idle: the two durations")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--client-port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--pingpong", action="store_true",
+                    help="one connection in ping-pong, the main thread counted between marks")
     ap.add_argument("--workload", help=argparse.SUPPRESS)
+    ap.add_argument("--marks", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--ack-fd", type=int, help=argparse.SUPPRESS)
     ap.add_argument("n", nargs="?", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
-        _serve(args.serve, args.workload or f"rounds:{args.n}", args.procs)
+        _serve(args.serve, args.workload or f"rounds:{args.n}", args.procs, args.marks)
         return 0
     if args.client_port:
-        _client(args.client_port, args.workload)
+        _client(args.client_port, args.workload, args.ack_fd)
         return 0
+    if args.pingpong:
+        return _print_pingpong(args.servers.split(","))
     try:
         kind, params = _workload(args)
     except ValueError as e:
@@ -246,6 +402,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"instructions/second idle with {conns} connections")
         else:
             print(f"{name}: {per_message(me, *params):.0f} server instructions/message")
+    return 0
+
+
+def _print_pingpong(names: list[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="echo-instructions-") as tmp:
+        why, marks = micro_count.unavailable(Path(tmp))
+        if why:
+            print(f"echo_instructions: {why}", file=sys.stderr)
+            return 2
+        for name in names:
+            try:
+                v = pingpong_per_message(ROOT, marks, Path(tmp), name)
+            except micro_count.CountError as e:
+                print(f"echo_instructions: {name}: {e}", file=sys.stderr)
+                return 1
+            print(f"{name}: {v:.1f} main-thread instructions/message in ping-pong")
     return 0
 
 

@@ -121,22 +121,33 @@ class Counting:
             p.unlink(missing_ok=True)
 
 
+def start_argv(argv: list[str], out: Path, loops: tuple[int, int],
+               main_thread_only: bool) -> Counting:
+    """Start ``argv`` (a :func:`bench.side.argv_for` command in counting mode, which marks
+    two counts with ``callgrind_marks``) under callgrind, dumping to ``out``.
+
+    With ``main_thread_only`` only the main thread's counts are kept (a dump is the
+    calling thread's, so the main thread must set the marks).
+    """
+    vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+          f"--separate-threads={'yes' if main_thread_only else 'no'}",
+          f"--callgrind-out-file={out}"]
+    env = dict(os.environ, **side.COUNTING_ENV)
+    env.pop("GODEBUG", None)  # a schedtrace line per second would be counted
+    proc = subprocess.Popen([*vg, *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    return Counting(proc, out, loops, main_thread_only)
+
+
 def start(root: Path, name: str, procs: int, marks: Path, workdir: Path,
           loops: tuple[int, int] | None = None) -> Counting:
     """Start counting ``name`` at ``procs`` in the tree at ``root``; the caller closes it."""
     l1, l2 = loops or loops_for(name)
     assert 0 < l1 < l2, "the second run must do more operations than the first"
     out = workdir / f"{name}-{procs}-{uuid.uuid4().hex[:8]}.cg"
-    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-            f"--separate-threads={'yes' if procs == 1 else 'no'}",
-            f"--callgrind-out-file={out}",
-            *side.argv_for(root, "bench.micro_count", name, "--procs", str(procs),
-                           "--loops", f"{l1},{l2}", "--marks", str(marks), counting=True)]
-    env = dict(os.environ, **side.COUNTING_ENV)
-    env.pop("GODEBUG", None)  # a schedtrace line per second would be counted
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    return Counting(proc, out, (l1, l2), procs == 1)
+    argv = side.argv_for(root, "bench.micro_count", name, "--procs", str(procs),
+                         "--loops", f"{l1},{l2}", "--marks", str(marks), counting=True)
+    return start_argv(argv, out, (l1, l2), procs == 1)
 
 
 def count(root: Path, name: str, procs: int, marks: Path, workdir: Path,

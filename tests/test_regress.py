@@ -2,7 +2,9 @@
 
 The tests work on a copy of this project in a temporary git repository with three commits:
 one without the micro-benchmarks, the project as it is, and the project with a slowdown
-planted in the channel send path. The end-to-end test needs valgrind and skips without it.
+planted in the channel send path (a slowdown in the connection read path is planted as
+an uncommitted change where a test needs it). The end-to-end tests need valgrind and skip
+without it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,19 @@ def _send_with_planted_work(self, *args, **kwargs):
 
 
 Chan.send = _send_with_planted_work
+'''
+# Every Conn.read does ~2k more instructions: the echo server's message (~42k) by ~5%.
+PLANTED_READ = '''
+
+_planted_read = Conn.read
+
+
+def _read_with_planted_work(self, n):
+    sum(range(64))
+    return _planted_read(self, n)
+
+
+Conn.read = _read_with_planted_work
 '''
 TINY = ["--filter", "^ChanSync$", "--procs", "1", "--no-echo"]
 needs_valgrind = pytest.mark.skipif(
@@ -181,6 +196,24 @@ def test_regress_reports_the_planted_send_slowdown_and_exits_1(repo):
     assert doc["config"]["base"]["sha"] == git(repo, "rev-parse", "HEAD~1")
     assert [len(doc["cases"][0][s]["instructions"]) for s in ("base", "head")] == [2, 2]
     assert time.monotonic() - t0 < 120
+
+
+@needs_valgrind
+def test_regress_reports_a_slower_echo_server_read_and_exits_1(repo):
+    net = repo / "goruntime" / "net.py"
+    text = net.read_text()
+    net.write_text(text + PLANTED_READ)  # a dirty tree: the base is HEAD
+    try:
+        r = regress(repo, "--filter", "^ChanSync$", "--procs", "1", "--rounds", "0",
+                    "--echo-rounds", "0")
+    finally:
+        net.write_text(text)
+    assert r.returncode == 1, r.stdout + r.stderr
+    rows = {ln.split()[0]: ln.split() for ln in r.stdout.splitlines()
+            if ln.startswith(("ChanSync-1", "EchoServer-1"))}
+    assert rows["ChanSync-1"][-1] == "~" and rows["EchoServer-1"][-1] == "regressed"
+    assert "REGRESSED on the gate (instructions): EchoServer-1 +" in r.stdout
+    assert worktrees(repo) == [str(repo)]
 
 
 @needs_valgrind

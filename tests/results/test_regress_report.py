@@ -112,17 +112,17 @@ def test_netpoll_round_trip_counts_are_judged_at_the_io_threshold():
     assert [r.case for r in regress_report.judge(doc, threshold=5.0).regressions] == []
 
 
-def test_the_echo_path_count_is_judged_and_shown_but_never_gates():
-    doc = make_doc({"EchoServer-1": case([17_500.0, 17_600.0], [18_300.0, 18_200.0]),
-                    "ChanSync-1": case([18_000.0, 18_001.0], [18_600.0, 18_610.0])})
+def test_the_echo_path_count_gates_at_the_threshold():
+    doc = make_doc({"EchoServer-1": case([42_200.0, 42_205.0], [43_440.0, 43_450.0]),
+                    "ChanSync-1": case([18_000.0, 18_001.0], [18_001.0, 18_002.0])})
     report = regress_report.judge(doc)
     rows = {r.case: r for r in table(report, "instructions").rows}
-    assert rows["EchoServer-1"].verdict == REGRESSED and not rows["EchoServer-1"].gating
-    assert [r.case for r in report.regressions] == ["ChanSync-1"]
-    text = regress_report.render_text(report)
-    assert "regressed (not gating)" in text
-    assert "REGRESSED on the gate (instructions): ChanSync-1 +" in text
-    assert "EchoServer-1 +" not in text.splitlines()[-1]
+    assert rows["EchoServer-1"].verdict == REGRESSED and rows["EchoServer-1"].gating
+    assert [r.case for r in report.regressions] == ["EchoServer-1"]
+    assert "REGRESSED on the gate (instructions): EchoServer-1 +2.94%" in \
+        regress_report.render_text(report)
+    doc = make_doc({"EchoServer-1": case([42_200.0], [42_500.0])})  # +0.71%
+    assert regress_report.judge(doc).regressions == []
 
 
 def test_the_echo_case_values_are_server_cpu_per_message():

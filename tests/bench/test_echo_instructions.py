@@ -1,0 +1,59 @@
+"""bench.echo_instructions' ping-pong count: the idle server it waits for, and counts that repeat.
+
+The counts need valgrind and a C compiler for the callgrind marks; they skip without them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bench import echo_instructions, micro_count
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parents[2]
+SLEEPS_IN_EPOLL = "import select; select.epoll().poll(60)"
+SLEEPS = "import time; time.sleep(60)"
+
+
+def child(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def wchan(pid: int) -> str:
+    return Path(f"/proc/{pid}/task/{pid}/wchan").read_text()
+
+
+def test_the_client_sees_when_the_server_sleeps_in_epoll_wait():
+    sleeper, poller = child(SLEEPS), child(SLEEPS_IN_EPOLL)
+    try:
+        time.sleep(0.5)  # both asleep by now
+        if wchan(sleeper.pid) == "0":
+            pytest.skip("this kernel does not show where a thread sleeps (wchan)")
+        assert echo_instructions._await_poll(poller.pid, 10.0)
+        assert not echo_instructions._polling(sleeper.pid)
+        assert not echo_instructions._await_poll(sleeper.pid, 0.2)
+    finally:
+        for p in (sleeper, poller):
+            p.kill()
+            p.wait()
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_two_pingpong_counts_of_the_same_code_agree_within_a_tenth_of_the_gate(tmp_path):
+    why, marks = micro_count.unavailable(tmp_path)
+    if why:
+        pytest.skip(why)
+    # Side by side, as runner.py regress counts them. The gate's threshold is 1%.
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(lambda _: echo_instructions.pingpong_per_message(ROOT, marks, tmp_path),
+                        range(2))
+    assert 20_000 < a < 200_000  # a message's path, not a window's or nothing
+    assert abs(a - b) / a < 0.001, (a, b)
