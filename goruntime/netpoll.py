@@ -26,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Iterator
+from time import monotonic
 from typing import Any
 
 from . import runtime2 as _r
@@ -135,22 +136,21 @@ class Netpoller:
             if delay == 0:
                 events = self.ep.poll(0.0, _MAXEVENTS)
             else:
-                t0 = time.monotonic()
+                t0 = monotonic()
                 events = self.ep.poll(-1.0 if delay < 0 else delay, _MAXEVENTS)
-                self.polled = t1 = time.monotonic()
+                self.polled = t1 = monotonic()
                 self.waited = t1 - t0
         except (InterruptedError, ValueError):  # ValueError: closed by another M at exit
             return []
-        if not events:
-            return []
         torun: list = []
+        if not events:
+            return torun
         pds = self.pds
-        efd = self.efd
-        waiters = self.waiters
         ready = pdReady
         for fd, ev in events:
             pd = pds.get(fd)
             if pd is None:
+                efd = self.efd
                 if fd == efd and delay != 0:
                     # Only a blocking poll drains the eventfd: a netpoll(0) leaves the wakeup
                     # for the M that is (or is about to be) blocked in epoll_wait.
@@ -179,7 +179,7 @@ class Netpoller:
                         pd.rg = None
                         g.param = True
                         torun.append(g)
-                        waiters.pop()
+                        self.waiters.pop()
                     pd.lock.release()
             if pd.wg is not ready and ev & _WRITE_EVENTS:  # wg: pdReady unless writes block
                 pd.lock.acquire()
@@ -190,7 +190,7 @@ class Netpoller:
                     pd.wg = None
                     g.param = True
                     torun.append(g)
-                    waiters.pop()
+                    self.waiters.pop()
                 pd.lock.release()
         return torun
 
