@@ -3,6 +3,10 @@
 ``python -m bench.echobench [--servers asyncio,goroutine:1,goroutine:2] [--connections 100]
 [--size 64] [--duration 10] [--repeat 3] [--idle-conns 10000]``
 
+A server is ``NAME[:PROCS][@TREE]``: with ``@TREE``, the server and runtime of the git work
+tree at TREE (through :mod:`bench.side`), e.g. ``goroutine:1@/tmp/before`` beside
+``goroutine:1`` to compare two commits in one sitting.
+
 Throughput: a closed-loop echo client (bench/echoclient.c compiled with the machine's ``cc``
 into a temporary directory: a Python client on one core caps below the servers) with
 ``--connections`` connections of ``--size`` bytes, after a 2 s warm-up. The server is pinned
@@ -120,8 +124,8 @@ def throughput(spec: str, args: argparse.Namespace, client: Path,
         srv.stop()
 
 
-def memory(spec: str, args: argparse.Namespace) -> dict:
-    srv = Server(spec, args.server_cpu)
+def memory(spec: str, args: argparse.Namespace, root: Path | None = None) -> dict:
+    srv = Server(spec, args.server_cpu, root)
     try:
         time.sleep(0.5)
         idle = srv.rss()
@@ -176,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()[0]
         for i in range(args.repeat):
             for s in specs:
-                res = throughput(s, args, client)
+                spec, _, tree = s.partition("@")
+                res = throughput(spec, args, client, Path(tree) if tree else None)
                 rates[s].append(res["rate"])
                 cpu[s].append(res["cpu_us_per_msg"])
                 print(f"[{i}] {s}: {res['rate']:.0f} msgs/s, server cpu {res['server_cpu_s']}s ="
@@ -185,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         mem = {}
         if not args.skip_memory:
             for s in specs:
-                mem[s] = memory(s, args)
+                spec, _, tree = s.partition("@")
+                mem[s] = memory(spec, args, Path(tree) if tree else None)
                 print(f"{s}: {mem[s]}", file=sys.stderr, flush=True)
     base = statistics.median(rates[specs[0]])
     cbase = statistics.median(cpu[specs[0]])
