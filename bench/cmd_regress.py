@@ -5,14 +5,17 @@ The base (default ``HEAD`` when the work tree has changes, else ``HEAD~1``; or
 git worktree that is removed at the end however the command ends. Both sides are measured
 by this tree's harness (:mod:`bench.side`: only the runtime and the servers differ):
 
-1. **Instruction counts, the gate.** Every micro-benchmark at ``--count-procs`` (default
-   1) under callgrind (:mod:`bench.micro_count`), and the goroutine server's echo path
-   per message in ping-pong at procs 1 (:func:`bench.echo_instructions.start_pingpong`),
-   base and head side by side (``--jobs`` at once: a count does not depend on the
-   machine's load). A delta beyond ``--threshold`` on one count per side is counted again
-   on both sides before it is believed (:mod:`results.verdicts`). At procs 2 the two Ms
-   take turns as the OS wakes them, and a count moves by a few percent from run to run:
-   such counts would gate on noise.
+1. **Instruction counts, the gate.** Every micro-benchmark at ``--count-procs`` (default:
+   every ``--procs``, 1,2) under callgrind (:mod:`bench.micro_count`), and the goroutine
+   server's echo path per message in ping-pong at procs 1
+   (:func:`bench.echo_instructions.start_pingpong`), base and head side by side
+   (``--jobs`` at once: a count does not depend on the machine's load). At procs 1 a
+   delta beyond ``--threshold`` on one count per side is counted again on both sides
+   before it is believed (:mod:`results.verdicts`). At procs 2 and more the Ms race for
+   the Gs and some counts move by percents between runs, so each side is counted
+   :data:`PARALLEL_COUNTS` times, judged at ``--parallel-threshold``
+   (:func:`results.regress_report.count_threshold`), and a change must also exceed twice
+   the spread of a side's counts.
 2. **Time, secondary.** ``--rounds`` rounds of fresh worker processes
    (:mod:`bench.micro_worker`), base and head alternating (base first in even rounds,
    head first in odd ones) so a change in load hits both sides alike: µs/op, and the
@@ -62,6 +65,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ECHO_SERVER = "goroutine:1"
 ECHO_CONNECTIONS = 100
 ECHO_WARMUP_S = 0.5
+PARALLEL_COUNTS = 4  # counts per side of a procs >= 2 case (3 let Gosched-2 gate on noise)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,6 +79,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instruction delta that is a change for "
                         f"{', '.join(regress_report.IO_CASES)}, whose count moves with the wall "
                         "clock (default 3)")
+    p.add_argument("--parallel-threshold", type=cmd_compare._percent,
+                   default=regress_report.PARALLEL_THRESHOLD_PCT, metavar="PCT",
+                   help="instruction delta that is a change at procs 2 and more, where the "
+                        "Ms race (default 2)")
     p.add_argument("--time-threshold", type=cmd_compare._percent, default=5.0, metavar="PCT",
                    help="minimum effect for the time metrics (default 5)")
     p.add_argument("--alpha", type=cmd_compare._fraction, default=0.05,
@@ -82,8 +90,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filter", metavar="RE", help="only micro-benchmarks whose name matches RE")
     p.add_argument("--procs", type=cmd_micro._procs_list, default=[1, 2],
                    help="GOMAXPROCS values (default 1,2)")
-    p.add_argument("--count-procs", type=cmd_micro._procs_list, default=[1],
-                   help="GOMAXPROCS values whose instructions are counted (default 1)")
+    p.add_argument("--count-procs", type=cmd_micro._procs_list,
+                   help="GOMAXPROCS values whose instructions are counted (default: all "
+                        "of --procs)")
     p.add_argument("--rounds", type=cmd_micro._nonneg, default=3,
                    help="interleaved time rounds, a fresh process per side and benchmark "
                         "each (default 3; 0: no time metrics)")
@@ -187,14 +196,20 @@ def _unconfirmed(case: dict, threshold: float) -> bool:
 
 def count_phase(doc: dict, roots: dict[str, Path], marks: Path, workdir: Path,
                 args) -> None:
-    """Instruction counts of both sides; a verdict from one count per side is counted
-    again on both sides."""
+    """Instruction counts of both sides, side by side: every case once, then the cases at
+    procs >= 2 until they have PARALLEL_COUNTS per side; a verdict from one count per
+    side is counted again on both sides."""
     cases = [c for c in doc["cases"] if c["name"] == regress.ECHO_CASE
              or c["procs"] in args.count_procs]
+    parallel = [c for c in cases if c["procs"] >= 2]
     n_echo = sum(c["name"] == regress.ECHO_CASE for c in cases)
     _say(f"instructions: {len(cases) - n_echo} micro cases"
-         f"{' and the echo path' if n_echo else ''} × base, head under callgrind")
-    _count([(c, s) for c in cases for s in regress.SIDES], roots, marks, workdir, args.jobs)
+         f"{' and the echo path' if n_echo else ''} × base, head under callgrind"
+         f"{f' ({PARALLEL_COUNTS} times at procs ≥ 2)' if parallel else ''}")
+    tasks = [(c, s) for c in cases for s in regress.SIDES]
+    tasks += [(c, s) for _ in range(PARALLEL_COUNTS - 1) for c in parallel
+              for s in regress.SIDES]
+    _count(tasks, roots, marks, workdir, args.jobs)
     again = [(c, s) for c in cases if _unconfirmed(c, args.threshold) for s in regress.SIDES]
     if again:
         _say(f"instructions: counting {len(again) // 2} changed case(s) again to confirm")
@@ -291,6 +306,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def _config(args, base: dict, gate: str, names: list[str], why: str | None) -> dict:
     return {"base": base, "gate": gate, "threshold": args.threshold,
             "count_procs": args.count_procs, "io_threshold": args.io_threshold,
+            "parallel_threshold": args.parallel_threshold, "parallel_counts": PARALLEL_COUNTS,
             "time_threshold": args.time_threshold, "alpha": args.alpha, "benchmarks": names,
             "procs": args.procs, "rounds": args.rounds, "values": args.values,
             "warmups": args.warmups, "min_time": args.min_time,
@@ -303,7 +319,7 @@ def _config(args, base: dict, gate: str, names: list[str], why: str | None) -> d
 
 def _summary(report: regress_report.Report, t0: float) -> dict:
     rows = [{"metric": t.spec.name, "case": r.case, "delta_pct": r.delta_pct,
-             "verdict": r.verdict, "gating": t.gating and r.gating}
+             "verdict": r.verdict, "gating": t.gating}
             for t in report.tables for r in t.rows]
     return {"gate": report.gate, "regressed": [r.case for r in report.regressions],
             "secondary_regressed": [f"{r.case} {m}" for m, r in report.secondary_regressions],
@@ -330,6 +346,8 @@ def run(args) -> int:
     if args.out is not None:
         writable_dir(args.out, "--out")
     names = cmd_micro.select_benchmarks(args.filter)
+    if args.count_procs is None:
+        args.count_procs = list(args.procs)
     if not set(args.count_procs) <= set(args.procs):
         raise UsageError(f"--count-procs {','.join(map(str, args.count_procs))} must be among "
                          f"--procs {','.join(map(str, args.procs))}")

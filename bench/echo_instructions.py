@@ -31,10 +31,11 @@ goroutine runs with ``--procs`` (default 1). Workloads (64 B messages):
   that runs the Gs at procs 1), between callgrind marks set by the main thread itself in
   signal handlers (:func:`_install_marks`), around :data:`PINGPONG` messages after
   :data:`PINGPONG_WARMUP` uncounted ones: the short window's count is subtracted from the
-  long one's. In :mod:`bench.side`'s counting mode, repeated counts of identical code
-  agree to a few parts per million, and trees at other paths (other heap layouts) to
-  ~0.15%. This is the light-load cost per message, about twice the saturated one (the
-  poll and the wake-up are paid by every message).
+  long one's. In :mod:`bench.side`'s counting mode, with the allocator of
+  ``bench/counting_alloc.c``, repeated counts of identical code agree to a few parts per
+  million, and trees at other paths (other heap layouts) to 0.02%. This is the light-load
+  cost per message, about twice the saturated one (the poll and the wake-up are paid by
+  every message).
 
 The first three workloads count the whole process and first echo one message on each
 connection, so the measured part starts with every connection accepted and served; they
@@ -45,7 +46,6 @@ often sysmon ticks).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import re
 import selectors
@@ -210,13 +210,14 @@ MARKS = {signal.SIGUSR1: b"z", signal.SIGUSR2: b"d"}
 
 def _install_marks(marks: Path, ack_w: int) -> None:
     """SIGUSR1 starts counting from zero, SIGUSR2 dumps; each then writes its byte to ``ack_w``.
+    The library's allocator is installed first (:func:`bench.micro_count.load_marks`).
 
     Python runs signal handlers in the main thread, so the marks are the main thread's
     (callgrind zeroes and dumps the calling thread's counts with ``--separate-threads``).
     The signal wakes the poller through the wakeup fd the server has set (both servers
     set one), so the handler runs as soon as the idle main thread returns from epoll_wait.
     """
-    lib = ctypes.CDLL(str(marks))
+    lib = micro_count.load_marks(marks)
 
     def start(signum, frame) -> None:
         lib.marks_start()
@@ -236,14 +237,14 @@ def _serve(name: str, workload: str, procs: int, marks: Path | None = None) -> N
     from servers import STRATEGIES
     from servers.base import Config, listen
 
-    cfg = Config(procs=procs) if name == "goroutine" else Config()
-    srv = STRATEGIES[name](cfg)
-    sock = listen(cfg)
     extra, fds = [], ()
     if marks is not None:
         ack_r, ack_w = os.pipe()
         _install_marks(marks, ack_w)
         extra, fds = ["--ack-fd", str(ack_r)], (ack_r,)
+    cfg = Config(procs=procs) if name == "goroutine" else Config()
+    srv = STRATEGIES[name](cfg)
+    sock = listen(cfg)
     # Not traced by valgrind (no --trace-children): the client runs at full speed.
     client = subprocess.Popen([sys.executable, "-m", "bench.echo_instructions", "--client-port",
                                str(sock.getsockname()[1]), "--workload", workload, *extra],

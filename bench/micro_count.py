@@ -10,6 +10,8 @@ the interpreter's first-call specialisation); then turns instrumentation on, zer
 counters, runs L1 loops and dumps, runs L2 loops and dumps, through the callgrind client
 requests of ``bench/callgrind_marks.c`` (LIB, built by :func:`build_marks`). Each run's
 set-up (the scheduler's start-up, G creation, ``gc.collect``) cancels in the difference.
+LIB also holds the allocator of ``bench/counting_alloc.c``, which :func:`load_marks`
+installs first, so that a count does not depend on the heap's layout (the tree's path).
 
 The child runs in :mod:`bench.side`'s counting mode (a fixed hash seed, a seeded
 ``random``, a long GIL switch interval). At procs 1 only the main thread is counted
@@ -19,8 +21,13 @@ thread is left out: it ticks by the wall clock, and while NetpollRoundTrip waits
 runs as often as the load decides, moving the total by a few percent from run to run. So
 at procs 1 a count repeats to parts per million, except where M0 itself acts on the clock
 (NetpollRoundTrip's network polls: ±1.5%, see results/regress_report.py). At procs >= 2
-every thread is counted (the Gs move between the Ms), and the Ms take turns as the OS wakes
-them: counts move by a few percent.
+every thread is counted (the Gs move between the Ms), and the Ms race: who finds a G, who
+spins, who parks. Valgrind runs one thread at a time; with ``--fair-sched=yes`` they take
+turns in a fixed order instead of as the OS wakes them. Without it Gosched-2's count moved
+by 25% between runs of identical code and MutexContended-2's by 10%; with it most procs-2
+counts repeat within 0.5%, MutexContended-2's and NetpollRoundTrip-2's within 1.5%,
+Gosched-2's within ~10%. What remains follows wakeups that come back from the kernel when
+they do, and sysmon's clock-driven ticks.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from pathlib import Path
 from bench import side
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKS_SOURCE = ROOT / "bench" / "callgrind_marks.c"
+MARKS_SOURCES = (ROOT / "bench" / "callgrind_marks.c", ROOT / "bench" / "counting_alloc.c")
 WARMUP = 200
 LOOPS = (1000, 3000)
 # Benchmarks whose operation costs several times the others': fewer loops, same precision.
@@ -57,12 +64,14 @@ def loops_for(name: str) -> tuple[int, int]:
 
 
 def build_marks(tmp: Path) -> Path:
-    """Compile ``callgrind_marks.c`` into ``tmp``; CountError naming what is missing."""
+    """Compile :data:`MARKS_SOURCES` into one library in ``tmp``; CountError naming what is
+    missing."""
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
         raise CountError("no C compiler (cc) to build the callgrind marks")
     out = tmp / "libcallgrind_marks.so"
-    r = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(out), str(MARKS_SOURCE)],
+    r = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(out),
+                        *map(str, MARKS_SOURCES), "-lpthread"],
                        capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         why = "valgrind's headers are missing" if "callgrind.h" in r.stderr else \
@@ -79,6 +88,17 @@ def unavailable(tmp: Path) -> tuple[str | None, Path | None]:
         return None, build_marks(tmp)
     except CountError as e:
         return str(e), None
+
+
+def load_marks(path: Path) -> ctypes.CDLL:
+    """Load :func:`build_marks`'s library into this (counted) process and install its
+    allocator for CPython's raw domain (once per process; see bench/counting_alloc.c)."""
+    lib = ctypes.CDLL(str(path))
+    lib.counting_alloc_install.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    api = ctypes.pythonapi
+    lib.counting_alloc_install(ctypes.cast(api.PyMem_GetAllocator, ctypes.c_void_p),
+                               ctypes.cast(api.PyMem_SetAllocator, ctypes.c_void_p))
+    return lib
 
 
 def _dumped(path: Path) -> int:
@@ -129,7 +149,7 @@ def start_argv(argv: list[str], out: Path, loops: tuple[int, int],
     With ``main_thread_only`` only the main thread's counts are kept (a dump is the
     calling thread's, so the main thread must set the marks).
     """
-    vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+    vg = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--fair-sched=yes",
           f"--separate-threads={'yes' if main_thread_only else 'no'}",
           f"--callgrind-out-file={out}"]
     env = dict(os.environ, **side.COUNTING_ENV)
@@ -186,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"micro_count: no benchmark named {args.name!r}", file=sys.stderr)
         return 2
     b = BENCHMARKS[args.name]
-    marks = ctypes.CDLL(str(args.marks))
+    marks = load_marks(args.marks)
     try:
         b.run(WARMUP, args.procs)
         marks.marks_start()

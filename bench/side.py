@@ -12,13 +12,8 @@ victims) and a GIL switch interval of :data:`COUNTING_SWITCH_INTERVAL_S`. Under 
 operation takes ~50x its native time, so sysmon's clock-driven ticks would take the GIL
 ~50x more often per operation than natively, as often as the machine's load decides; with
 the long interval the threads hand the GIL over when they block, as the runtime's own
-logic decides. What must be fixed before the interpreter starts, the caller sets
-(:data:`COUNTING_ENV`), and ``--counting`` refuses to run without it: the hash seed
-(``PYTHONHASHSEED=0``), and glibc's malloc without its per-thread cache
-(``glibc.malloc.tcache_count=0``). The heap's layout follows from every string the process
-holds, the tree's path among them, so the two sides of a comparison never share it; with
-the cache, the echo server's ping-pong count (a 64 KiB receive buffer per message) moved by
-up to 1% with the layout alone, without it by 0.15%.
+logic decides. The hash seed must be fixed before the interpreter starts: the caller sets
+``PYTHONHASHSEED=0`` (:data:`COUNTING_ENV`), and ``--counting`` refuses to run without it.
 
 Preconditions, checked before MODULE runs: ROOT holds a ``goruntime`` package and it is
 the one imported (not an installed copy). Otherwise one line on stderr and exit 2.
@@ -34,7 +29,7 @@ from pathlib import Path
 
 USAGE = "usage: python -m bench.side [--counting] ROOT MODULE [ARGS...]"
 COUNTING_SWITCH_INTERVAL_S = 10.0
-COUNTING_ENV = {"PYTHONHASHSEED": "0", "GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"}
+COUNTING_ENV = {"PYTHONHASHSEED": "0"}
 
 
 def argv_for(root: Path, module: str, *args: str, counting: bool = False) -> list[str]:

@@ -1,16 +1,19 @@
 """Verdicts on instruction counts: a change beyond a threshold, unless the counts disagree.
 
 An instruction count of the same code, measured the same way on the same machine, repeats
-to a few parts per million where wall-clock time moves by tens of percent with the load,
-so a count needs no significance test. Old and new are the counts of each side (one or a
-few repeats, per operation). The delta is (median(new) - median(old)) / median(old) in
-percent, and the verdict is:
+to a few parts per million at procs 1, where wall-clock time moves by tens of percent with
+the load, so a count needs no significance test; at procs 2 some counts move by a few
+percent (two Ms race), and their repeats say by how much. Old and new are the counts of
+each side (one or a few repeats, per operation). The delta is
+(median(new) - median(old)) / median(old) in percent, the spread the larger
+(max - min) / median of the two sides, and the verdict is:
 
 * ``~`` when |delta| is below the threshold;
 * ``regressed`` (more instructions) or ``improved`` (fewer) beyond it, when the sides'
-  ranges are apart: every new count above every old one, or below;
-* ``noisy`` beyond it when the ranges overlap: the repeats of one side differ by as much
-  as the change, so the counts cannot decide. It is no regression, and it is shown.
+  ranges are apart (every new count above every old one, or below) and |delta| is more
+  than :data:`SPREAD_FACTOR` times the spread;
+* ``noisy`` beyond it otherwise: the repeats of one side differ by about as much as the
+  change, so the counts cannot decide. It is no regression, and it is shown.
 
 A single count per side is a point: beyond the threshold it gets a verdict at once, and
 :func:`needs_confirmation` tells the caller to count both sides again before trusting it.
@@ -25,6 +28,7 @@ from results.stats import IMPROVED, REGRESSED, SAME
 
 NOISY = "noisy"
 DEFAULT_THRESHOLD_PCT = 1.0
+SPREAD_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ def compare_counts(
     spread = max(_spread_pct(old), _spread_pct(new))
     if delta == 0 or abs(delta) < threshold_pct:
         verdict = SAME
+    elif abs(delta) <= SPREAD_FACTOR * spread:
+        verdict = NOISY
     elif delta > 0:
         verdict = REGRESSED if min(new) > max(old) else NOISY
     else:

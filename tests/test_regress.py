@@ -182,17 +182,20 @@ def test_without_valgrind_it_says_how_to_install_it_and_gates_on_the_asyncio_rat
 @needs_valgrind
 def test_regress_reports_the_planted_send_slowdown_and_exits_1(repo):
     t0 = time.monotonic()
-    r = regress(repo, *TINY, "--rounds", "0")
+    r = regress(repo, "--filter", "^ChanSync$", "--procs", "1,2", "--no-echo", "--rounds", "0")
     assert r.returncode == 1, r.stdout + r.stderr
-    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("ChanSync-1"))
-    assert row.split()[-1] == "regressed"
+    rows = {ln.split()[0]: ln.split() for ln in r.stdout.splitlines()
+            if ln.startswith("ChanSync-")}
+    assert rows["ChanSync-1"][-1] == rows["ChanSync-2"][-1] == "regressed"
+    assert rows["ChanSync-2"][-2] == "4+4"  # procs 2: counted 4 times per side at once
     assert "REGRESSED on the gate (instructions): ChanSync-1 +" in r.stdout
     assert "counting 1 changed case(s) again to confirm" in r.stderr
     assert worktrees(repo) == [str(repo)]
     saved = r.stderr.rstrip().splitlines()[-1]
     assert saved.startswith(f"saved {repo.parent / 'runs'}/")
     doc = json.loads(Path(saved.split()[1]).read_text())
-    assert doc["kind"] == "regress" and doc["summary"]["regressed"] == ["ChanSync-1"]
+    assert doc["kind"] == "regress"
+    assert doc["summary"]["regressed"] == ["ChanSync-1", "ChanSync-2"]
     assert doc["config"]["base"]["sha"] == git(repo, "rev-parse", "HEAD~1")
     assert [len(doc["cases"][0][s]["instructions"]) for s in ("base", "head")] == [2, 2]
     assert time.monotonic() - t0 < 120

@@ -43,6 +43,19 @@ def test_overlapping_ranges_beyond_the_threshold_are_noisy_not_a_regression():
     assert compare_counts([1000.0, 975.0], [970.0, 980.0]).verdict == NOISY
 
 
+def test_apart_ranges_with_a_change_within_twice_the_spread_are_noisy():
+    # Procs-2 counts: each side's repeats 2% apart, the sides apart by 3%: not believed.
+    old, new = [10_000.0, 10_100.0, 10_200.0], [10_350.0, 10_400.0, 10_510.0]
+    c = compare_counts(old, new, threshold_pct=2.0)
+    assert min(new) > max(old) and c.delta_pct == pytest.approx(2.97, abs=0.01)
+    assert c.spread_pct == pytest.approx(1.98, abs=0.01) and c.verdict == NOISY
+    # The same spread and a 5.4% change: more than twice the spread, so believed.
+    assert compare_counts(old, [10_600.0, 10_650.0, 10_760.0], threshold_pct=2.0).verdict \
+        == REGRESSED
+    assert compare_counts(new, old, threshold_pct=2.0).verdict == NOISY
+    assert verdicts.SPREAD_FACTOR == 2.0
+
+
 def test_the_median_resists_one_outlier_count():
     c = compare_counts([1000.0, 1000.0, 1300.0], [1001.0, 1001.0, 1001.0])
     assert c.old == 1000.0 and c.verdict == SAME
