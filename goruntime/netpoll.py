@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import select
 import threading
-import time
 from collections import deque
 from collections.abc import Awaitable, Iterator
 from time import monotonic
@@ -113,7 +112,7 @@ class Netpoller:
         self.waiters: deque[None] = deque()
         self.closed = False
         self.waited = 0.0  # seconds the last blocking poll waited
-        self.polled = time.monotonic()  # when the last blocking poll returned
+        self.polled = monotonic()  # when the last blocking poll returned
         self.on_close: list[Any] = []  # callables run by close() (signal.py restores state)
 
     def open(self, fd: int) -> pollDesc:
@@ -412,7 +411,7 @@ class pollDesc:
         Timeout at once; a later one arms a timer that does so when it fires. Setting a new
         deadline while a G is parked extends or shortens its wait (as Go's SetDeadline).
         """
-        now = time.monotonic()
+        now = monotonic()
         d = 0.0 if t is None else (float(t) if t > now else -1.0)
         wake = []
         with self.lock:

@@ -756,7 +756,7 @@ def claimpoll_locked(s: Sched) -> bool:
     if np is None or s.polling or s.stopping:
         return False
     pollUntil = nexttimer(s)
-    if not pollUntil and not np.waiters:  # np.waiting() == 0, without the call
+    if not pollUntil and np.waiting() == 0:
         return False
     s.polling = True
     s.pollUntil = pollUntil or _INF
