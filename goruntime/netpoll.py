@@ -111,8 +111,7 @@ class Netpoller:
         # len are atomic under the GIL, and an entry costs 8 bytes, not a set slot.
         self.waiters: deque[None] = deque()
         self.closed = False
-        self.waited = 0.0  # seconds the last blocking poll waited
-        self.polled = monotonic()  # when the last blocking poll returned
+        self.calls = 0  # polls that returned, blocking or not (stats()["netpolls"])
         self.on_close: list[Any] = []  # callables run by close() (signal.py restores state)
 
     def open(self, fd: int) -> pollDesc:
@@ -126,21 +125,16 @@ class Netpoller:
 
         delay < 0 blocks until an event or netpoll_break; 0 only polls; > 0 blocks at most
         ``delay`` seconds (rounded up to a millisecond, epoll's resolution). The Gs returned
-        have their wakeup value set; the caller injects them (proc.injectglist). A call that
-        may block sets ``waited``: the seconds epoll_wait took.
+        have their wakeup value set; the caller injects them (proc.injectglist). Each call
+        that returns counts in ``calls`` (sysmon tells from it whether anyone polls).
         """
         if self.closed:
             return []
         try:
-            if delay == 0:
-                events = self.ep.poll(0.0, _MAXEVENTS)
-            else:
-                t0 = monotonic()
-                events = self.ep.poll(-1.0 if delay < 0 else delay, _MAXEVENTS)
-                self.polled = t1 = monotonic()
-                self.waited = t1 - t0
+            events = self.ep.poll(delay, _MAXEVENTS)  # any delay < 0 blocks
         except (InterruptedError, ValueError):  # ValueError: closed by another M at exit
             return []
+        self.calls += 1
         torun: list = []
         if not events:
             return torun

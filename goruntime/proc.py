@@ -35,8 +35,8 @@ Deviations from Go, made because of the GIL:
 Interface for the netpoller (netpoll.py): ``sched.netpoller`` is ``None`` until the first
 fd is registered; the scheduler reaches it only through ``netpoll(delay)`` (-1 block, 0
 poll, > 0 block at most that long; returns the Gs made ready, their wakeup value set),
-``netpoll_break()`` (wake the M blocked in it) and ``waiting()`` (Gs parked on fds: not a
-deadlock). Timers: :func:`addtimer`/:func:`modtimer` (heap in timers.py).
+``netpoll_break()`` (wake the M blocked in it), ``waiters`` (one entry per G parked on an
+fd: not a deadlock; ``waiting()`` counts them) and ``calls`` (polls so far). Timers: :func:`addtimer`/:func:`modtimer` (heap in timers.py).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from .runtime2 import RUNQ_SIZE, G, M, P, Sched, _Pidle, _Prunning, _Psyscall, t
 from .timers import nextwhen, push, runtimers, timer
 
 STEAL_TRIES = 4  # Go's stealTries
-POLL_IDLE = 0.0005  # s; a blocking netpoll that waited longer for an event: light load
+POLL_BACKOFF = 63  # most of findrunnable's netpoll(0) calls skipped after ones that found nothing
 _INF = float("inf")
 SYSMON_POKES = 61  # parks and fast-path checks that wake a sleeping sysmon (see preemptcheck)
 
@@ -631,9 +631,9 @@ def findrunnable(s: Sched, m: M) -> G | None:
     the next timer or an event, the others on their notes (one of them until the next timer
     when nobody polls).
 
-    Deviation from Go: netpoll(0) is skipped while the last blocking netpoll waited more
-    than POLL_IDLE for its events (``Sched.pollidle``): at a light load it finds nothing,
-    and its syscall would be a good part of what an event costs.
+    Deviation from Go: after a netpoll(0) that found nothing, the next 1, 3, 7, ... up to
+    POLL_BACKOFF are skipped (``Sched.pollskip``) until one finds something: at a light
+    load it finds nothing, and its syscall would be a good part of what an event costs.
     """
     while not s.stopping:
         p = m.p
@@ -651,21 +651,26 @@ def findrunnable(s: Sched, m: M) -> G | None:
             with s.lock:
                 g = globrunqget(s, p, 0)
         np = s.netpoller
-        if g is None and np is not None and not s.pollidle and not s.polling and (
-                np.waiting() > 0):
-            gs = np.netpoll(0)  # network work ready: no need to drop the P and block
-            s.lastpoll = monotonic()
-            s.netpolls += 1
-            if gs:
-                g = gs.pop()
-                injectglist(gs)
-                _readyone(g)
+        if g is None and np is not None:
+            if s.pollskip:
+                s.pollskip -= 1
+            elif not s.polling and np.waiters:
+                gs = np.netpoll(0)  # network work ready: no need to drop the P and block
+                if gs:
+                    s.pollbackoff = 0
+                    g = gs.pop()
+                    injectglist(gs)
+                    _readyone(g)
+                else:
+                    s.pollskip = s.pollbackoff = min(2 * s.pollbackoff + 1, POLL_BACKOFF)
         if g is None and s.gomaxprocs > 1:
             g = findrunnable_others(s, m, p, monotonic())
         if g is not None:
             if m.spinning:
                 resetspinning(s, m)
             return g
+        if s.gomaxprocs == 1:
+            return idle_onep(s, m, p)
         # Nothing: give up the P (acquire/release: `with` makes two bound methods a cycle).
         lock = s.lock
         lock.acquire()
@@ -682,21 +687,16 @@ def findrunnable(s: Sched, m: M) -> G | None:
                     return g
             m.p = None
             s.pidleput(p)
-            wasspinning = m.spinning
-            if wasspinning:
+            if m.spinning:
                 m.spinning = False
                 s.nmspinning -= 1
                 assert s.nmspinning >= 0
-            # With one P nothing can have been queued on a P since we looked: claim the
-            # poll now, in the same lock section.
-            polling = s.gomaxprocs == 1 and claimpoll_locked(s)
         finally:
             lock.release()
-        if not polling:
-            if (wasspinning or s.gomaxprocs > 1) and recheck(s, m):
-                continue
-            with s.lock:
-                polling = claimpoll_locked(s)
+        if recheck(s, m):
+            continue
+        with s.lock:
+            polling = claimpoll_locked(s)
         if polling:
             g = netpollblock(s, m)
             if g is not None:
@@ -704,6 +704,46 @@ def findrunnable(s: Sched, m: M) -> G | None:
             continue
         stopm(s, m, 0.0 if s.polling else nexttimer(s))  # the poller wakes for timers
     return None
+
+
+def idle_onep(s: Sched, m: M, p: P) -> G | None:
+    """findrunnable's last step with one P: give the P up and sleep until there is work.
+
+    The steps of the general path (its lock section, claimpoll_locked, netpollblock) in one
+    piece, as this runs once per event at a light load: with one P nothing can be queued
+    on a P once it is idle, so there is no recheck, and the poll is claimed in the lock
+    section that drops the P. Returns a G to run, or None: look again.
+    """
+    lock = s.lock
+    lock.acquire()
+    if s.stopping:
+        lock.release()
+        return None
+    if s.globrunq:
+        g = globrunqget(s, p, 0)
+        lock.release()
+        if g is not None and m.spinning:
+            resetspinning(s, m)
+        return g
+    m.p = None
+    p.status = _Pidle  # s.pidleput(p), inlined
+    p.m = None
+    s.pidle.append(p)
+    s.npidle += 1
+    if m.spinning:
+        m.spinning = False
+        s.nmspinning -= 1
+        assert s.nmspinning >= 0
+    np = s.netpoller
+    when = nextwhen(p) if p.ntimers else 0.0  # nexttimer(s), with one P
+    if np is None or s.polling or not (when or np.waiters):
+        lock.release()
+        stopm(s, m, 0.0 if s.polling else when)  # the poller wakes for timers
+        return None
+    s.polling = True  # claimpoll_locked(s), inlined
+    s.pollUntil = when or _INF
+    lock.release()
+    return netpollblock(s, m)
 
 
 def _readyone(g: G) -> None:
@@ -767,22 +807,23 @@ def netpollblock(s: Sched, m: M) -> G | None:
     """As the claimed poller, block in netpoll until an event or ``s.pollUntil``; then take
     an idle P and return one G found (the rest injected), or None."""
     pollUntil = s.pollUntil
-    delay = -1.0 if pollUntil == _INF else max(0.0, pollUntil - monotonic())
     np = s.netpoller
     m.blocked = True
     try:
-        gs = np.netpoll(delay)
+        gs = np.netpoll(-1.0 if pollUntil == _INF else max(0.0, pollUntil - monotonic()))
     finally:
         m.blocked = False
         lock = s.lock
         lock.acquire()
         s.polling = False
         s.pollUntil = 0.0
-        p = s.pidleget()
+        pidle = s.pidle
+        if pidle:  # s.pidleget(), inlined
+            p = pidle.pop()
+            s.npidle -= 1
+        else:
+            p = None
         lock.release()
-    s.lastpoll = np.polled
-    s.pollidle = np.waited > POLL_IDLE
-    s.netpolls += 1
     if p is None:
         injectglist(gs)
         return None

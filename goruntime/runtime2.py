@@ -142,10 +142,10 @@ class Sched:
     __slots__ = (
         "lock", "gomaxprocs", "maxrunning", "allp", "pidle", "npidle", "allm", "midle",
         "nmspinning", "globrunq", "goidgen", "mcount", "netpoller", "polling", "pollUntil",
-        "pollidle", "lastpoll", "timer_m", "stopping", "result", "fatal", "main_g",
+        "pollskip", "pollbackoff", "timer_m", "stopping", "result", "fatal", "main_g",
         "sysmon_thread", "sysmon_note", "sysmon_signaled", "sysmonwait", "syscallwake",
         "sysmonpokes", "schedtrace", "scheddetail", "allgs", "starttime", "ext_spawns",
-        "handoffs", "long_runs", "netpolls", "sysmon_wakeups",
+        "handoffs", "long_runs", "sysmon_wakeups",
     )
 
     def __init__(self, procs: int, ncpu: int = 0, schedtrace: int = 0,
@@ -169,8 +169,8 @@ class Sched:
         self.netpoller: Any = None  # set by netpoll.netpollGenericInit
         self.polling = False  # an M is blocked in netpoll
         self.pollUntil = 0.0
-        self.pollidle = False  # the last blocking netpoll waited (proc.POLL_IDLE)
-        self.lastpoll = monotonic()
+        self.pollskip = 0  # findrunnable's netpoll(0) calls to skip (proc.POLL_BACKOFF)
+        self.pollbackoff = 0
         self.timer_m: M | None = None  # the M asleep on its note until the next timer
         self.stopping = False
         self.result: Any = None
@@ -196,7 +196,6 @@ class Sched:
         self.ext_spawns = 0  # Gs made by go() outside any M (under lock)
         self.handoffs = 0  # sysmon-only counters
         self.long_runs = 0
-        self.netpolls = 0
         self.sysmon_wakeups = 0
 
     # --- idle P list (lock held) ---

@@ -62,6 +62,7 @@ def _sysmon(s: _r.Sched) -> None:
     recs = [_Rec(now) for _ in s.allp]
     delay = MIN_DELAY
     idle = 0
+    polls, polled = 0, now  # the netpoller's count of polls, and when sysmon saw it change
     note = s.sysmon_note
     tr = trace.Tracer(s)
     while True:  # not `while not s.stopping`: only a JUMP_BACKWARD lets 3.11 specialise
@@ -84,11 +85,12 @@ def _sysmon(s: _r.Sched) -> None:
             now = monotonic()
         s.sysmon_wakeups += 1
         np = s.netpoller
-        if np is not None and not s.polling and now - s.lastpoll > POLL_INTERVAL:
+        if np is not None and np.calls != polls:
+            polls = np.calls
+            polled = now
+        elif np is not None and not s.polling and now - polled > POLL_INTERVAL:
             if np.waiting() > 0:
-                s.lastpoll = now
                 gs = np.netpoll(0)
-                s.netpolls += 1
                 if gs:
                     proc.injectglist(gs)
                     idle = 0

@@ -141,7 +141,7 @@ def stats() -> dict[str, Any]:
         "handoffs": s.handoffs,
         "preemptions": sum(m.preempts for m in allm),
         "long_runs": s.long_runs,
-        "netpolls": s.netpolls,
+        "netpolls": s.netpoller.calls if s.netpoller is not None else 0,
         "sysmon_wakeups": s.sysmon_wakeups,
         "runqueue": len(s.globrunq),
         "ms_ran_gs": sum(1 for m in allm if m.spawns or m.exits or m.parks),

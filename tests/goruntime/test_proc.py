@@ -1,6 +1,7 @@
 """The scheduler: go/run semantics, run queues, stealing, fairness, deadlock, threads."""
 
 import dis
+import socket
 import sys
 import threading
 import time
@@ -10,6 +11,7 @@ import pytest
 
 import goruntime as rt
 from goruntime import proc
+from goruntime.net import Conn
 from tests.goruntime.support import go_ping_pong
 
 pytestmark = pytest.mark.timeout(60)
@@ -297,6 +299,36 @@ def test_idle_runtime_does_not_burn_cpu_while_sleeping(procs):
         return time.process_time() - c0
 
     assert rt.run(main(), procs=procs) < 0.2
+
+
+def test_a_light_load_polls_the_network_about_once_per_message(procs):
+    # Messages 2 ms apart: a netpoll(0) before blocking would find nothing every time. After
+    # one that finds nothing the next ones are skipped, so an idle M polls once per message
+    # (the blocking poll) instead of twice.
+    n = 100
+    ln = socket.create_server(("127.0.0.1", 0))  # TCP: a socketpair also reports each
+    b = socket.create_connection(ln.getsockname())  # echo's buffer space freed (EPOLLOUT)
+    a, _ = ln.accept()
+    ln.close()
+
+    def client() -> None:
+        for _ in range(n):
+            time.sleep(0.002)
+            b.sendall(b"x")
+            assert b.recv(64) == b"x"
+        b.close()
+
+    async def main():
+        c = Conn(a)
+        t = threading.Thread(target=client)
+        t.start()
+        while await c.read(64):
+            await c.write(b"x")
+        c.close()
+        return t
+
+    rt.run(main(), procs=procs).join()
+    assert rt.stats()["netpolls"] <= 1.25 * n
 
 
 def test_getg_and_internal_gopark_goready(procs):
