@@ -36,7 +36,8 @@ Interface for the netpoller (netpoll.py): ``sched.netpoller`` is ``None`` until 
 fd is registered; the scheduler reaches it only through ``netpoll(delay)`` (-1 block, 0
 poll, > 0 block at most that long; returns the Gs made ready, their wakeup value set),
 ``netpoll_break()`` (wake the M blocked in it), ``waiters`` (one entry per G parked on an
-fd: not a deadlock; ``waiting()`` counts them) and ``calls`` (polls so far). Timers: :func:`addtimer`/:func:`modtimer` (heap in timers.py).
+fd: not a deadlock; ``waiting()`` counts them) and ``calls`` (polls so far). Timers:
+:func:`addtimer`/:func:`modtimer` (heap in timers.py).
 """
 
 from __future__ import annotations
@@ -669,50 +670,52 @@ def findrunnable(s: Sched, m: M) -> G | None:
             if m.spinning:
                 resetspinning(s, m)
             return g
-        if s.gomaxprocs == 1:
-            return idle_onep(s, m, p)
-        # Nothing: give up the P (acquire/release: `with` makes two bound methods a cycle).
-        lock = s.lock
-        lock.acquire()
-        try:
-            if s.stopping:
-                return None
-            if s.globrunq:
-                g = globrunqget(s, p, 0)
-                if g is not None:
-                    if m.spinning:
-                        m.spinning = False
-                        s.nmspinning -= 1
-                        assert s.nmspinning >= 0
-                    return g
-            m.p = None
-            s.pidleput(p)
-            if m.spinning:
-                m.spinning = False
-                s.nmspinning -= 1
-                assert s.nmspinning >= 0
-        finally:
-            lock.release()
-        if recheck(s, m):
-            continue
-        with s.lock:
-            polling = claimpoll_locked(s)
-        if polling:
-            g = netpollblock(s, m)
-            if g is not None:
-                return g
-            continue
-        stopm(s, m, 0.0 if s.polling else nexttimer(s))  # the poller wakes for timers
+        return sleepm_onep(s, m, p) if s.gomaxprocs == 1 else sleepm(s, m, p)
     return None
 
 
-def idle_onep(s: Sched, m: M, p: P) -> G | None:
-    """findrunnable's last step with one P: give the P up and sleep until there is work.
+def sleepm(s: Sched, m: M, p: P) -> G | None:
+    """findrunnable's last step: give up the P, look at every P's queue once more, and sleep,
+    in netpoll until an event or the next timer if no M polls yet, else on the M's note.
+    Returns a G found on waking, or None: look again.
+    """
+    # acquire/release: `with` makes two bound methods a cycle.
+    lock = s.lock
+    lock.acquire()
+    try:
+        if s.stopping:
+            return None
+        if s.globrunq:
+            g = globrunqget(s, p, 0)
+            if g is not None:
+                if m.spinning:
+                    m.spinning = False
+                    s.nmspinning -= 1
+                    assert s.nmspinning >= 0
+                return g
+        m.p = None
+        s.pidleput(p)
+        if m.spinning:
+            m.spinning = False
+            s.nmspinning -= 1
+            assert s.nmspinning >= 0
+    finally:
+        lock.release()
+    if recheck(s, m):
+        return None
+    with s.lock:
+        polling = claimpoll_locked(s)
+    if polling:
+        return netpollblock(s, m)
+    stopm(s, m, 0.0 if s.polling else nexttimer(s))  # the poller wakes for timers
+    return None
 
-    The steps of the general path (its lock section, claimpoll_locked, netpollblock) in one
-    piece, as this runs once per event at a light load: with one P nothing can be queued
-    on a P once it is idle, so there is no recheck, and the poll is claimed in the lock
-    section that drops the P. Returns a G to run, or None: look again.
+
+def sleepm_onep(s: Sched, m: M, p: P) -> G | None:
+    """:func:`sleepm` with one P, in one piece, as it runs once per event at a light load:
+    nothing can be queued on a P once the only one is idle, so there is no recheck, and the
+    poll is claimed in the lock section that drops the P (claimpoll_locked and pidleput
+    inlined). Returns a G found on waking, or None: look again.
     """
     lock = s.lock
     lock.acquire()

@@ -1,12 +1,19 @@
-"""Every goruntime test that takes ``procs`` runs once with procs=1 and once with procs=2."""
+"""Every goruntime test that takes ``procs`` runs with procs=1 and procs=2, and once more with
+procs=1 where an idle M sleeps by the general path (``proc.sleepm``) instead of the one-P
+copy (``proc.sleepm_onep``): the copy must behave as the general path does."""
 
 import threading
 
 import pytest
 
+from goruntime import proc
 
-@pytest.fixture(params=[1, 2], ids=["procs1", "procs2"])
-def procs(request: pytest.FixtureRequest) -> int:
+
+@pytest.fixture(params=[1, 2, "1-sleepm"], ids=["procs1", "procs2", "procs1-sleepm"])
+def procs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    if request.param == "1-sleepm":
+        monkeypatch.setattr(proc, "sleepm_onep", proc.sleepm)
+        return 1
     return request.param
 
 
