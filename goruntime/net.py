@@ -76,16 +76,14 @@ class Conn:
             # raises at once if the conn is closing or past its deadline.
             self._drained = False
             req = pd.read_park()
-            if req is not None:
-                yield req
-        if pd.closing or pd.rd < 0.0:
+            if req is not None and (yield req) is not True:
+                pd.checkerr("r")  # not woken for I/O: closing, or past the deadline
+        elif pd.closing or pd.rd < 0.0:
             pd.checkerr("r")
-        if not 0 < n <= _MAXREAD:
+        rsize = self._rsize
+        if not 0 < n <= rsize:
             if n <= 0:
                 return b""
-            n = _MAXREAD
-        rsize = self._rsize
-        if n > rsize:
             n = rsize
         while True:
             try:
@@ -98,7 +96,7 @@ class Conn:
                 got = len(data)
                 if got < n:
                     self._drained = True  # b"" too: harmless, hup is set at EOF
-                    if got < rsize >> 2 and rsize > MIN_READ:
+                    if rsize > MIN_READ and got < rsize >> 2:
                         self._rsize = rsize >> 1
                 elif n == rsize and rsize < _MAXREAD:
                     self._rsize = rsize << 1
@@ -106,9 +104,7 @@ class Conn:
             # Parked outside the except clause: a G suspended inside one keeps the exception
             # and its traceback alive (hundreds of bytes per idle connection).
             req = pd.read_park()
-            if req is not None:
-                yield req
-            if pd.closing or pd.rd < 0.0:
+            if req is not None and (yield req) is not True:
                 pd.checkerr("r")
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:
