@@ -570,8 +570,15 @@ def execute(s: Sched, m: M, g: G) -> bool:
             unlockf, g.waitreason, arg = req
             if unlockf is not None and not unlockf(g, arg):
                 ready(m.p, g, g.param)  # not parked after all: back into runnext
-            if _r.preemptreq and preemptpark(s, m, g):
-                break
+            if _r.preemptreq:
+                if g.preempt:
+                    preemptpark(s, m, g)
+                    break
+                if s.sysmonwait:  # sysmonpoke(s), inlined: at a light load every park pokes
+                    s.sysmonpokes += 1
+                    if s.sysmonpokes >= SYSMON_POKES:
+                        with s.lock:
+                            s.sysmonwake()
         if (
             s.stopping
             or m.p is not p
@@ -597,31 +604,22 @@ def execute(s: Sched, m: M, g: G) -> bool:
     return True
 
 
-def preemptpark(s: Sched, m: M, g: G) -> bool:
-    """g parked while ``preemptreq`` was set: True if its time slice ends here.
+def preemptpark(s: Sched, m: M, g: G) -> None:
+    """g, marked by sysmon, parked: its time slice ends here.
 
-    If sysmon marked g, the G it readied into runnext must not inherit the slice, or a
-    ping-pong pair would starve the global queue: that G goes to the global queue. If
-    sysmon sleeps, the park is a poke (see sysmonpoke).
+    The G it readied into runnext must not inherit the slice, or a ping-pong pair would
+    starve the global queue: that G goes to the global queue.
     """
-    if g.preempt:
-        g.preempt = False
-        m.preempts += 1
-        p = m.p
-        if p is not None:
-            p.schedtick += 1
-            if p.runnext:
-                try:
-                    s.globrunq.append(p.runnext.pop())  # no lock needed, as for gosched
-                except IndexError:
-                    pass
-        return True
-    if s.sysmonwait:  # sysmonpoke(s), inlined: at light load every park pokes
-        s.sysmonpokes += 1
-        if s.sysmonpokes >= SYSMON_POKES:
-            with s.lock:
-                s.sysmonwake()
-    return False
+    g.preempt = False
+    m.preempts += 1
+    p = m.p
+    if p is not None:
+        p.schedtick += 1
+        if p.runnext:
+            try:
+                s.globrunq.append(p.runnext.pop())  # no lock needed, as for gosched
+            except IndexError:
+                pass
 
 
 def findrunnable(s: Sched, m: M) -> G | None:
