@@ -504,20 +504,9 @@ def schedule(s: Sched, m: M) -> None:
     while True:  # not `while not s.stopping`: only a JUMP_BACKWARD lets 3.11 specialise
         if s.stopping:
             return
-        p = m.p
-        g = None
-        if p is not None:
-            if p.ntimers and p.timers[0][0] <= monotonic():
-                runtimers(p, monotonic())
-            if s.globrunq and p.schedtick % 61 == 0:
-                with s.lock:
-                    g = globrunqget(s, p, 1)
-            if g is None and (p.runnext or p.runq):
-                g = runqget(p)
+        g = findrunnable(s, m)
         if g is None:
-            g = findrunnable(s, m)
-            if g is None:
-                continue
+            continue
         m.p.schedtick += 1
         if not execute(s, m, g):
             return
@@ -625,7 +614,8 @@ def preemptpark(s: Sched, m: M, g: G) -> None:
 def findrunnable(s: Sched, m: M) -> G | None:
     """Block until there is a G to run (Go's findRunnable); None means: look again.
 
-    Order: own timers, local queue, global queue, netpoll(0) when fds are waited on, steal
+    Order: own due timers, the global queue every 61st schedtick, local queue, global
+    queue, netpoll(0) when fds are waited on, steal
     (spinning), then drop the P, re-check every queue, and sleep: one M in netpoll until
     the next timer or an event, the others on their notes (one of them until the next timer
     when nobody polls).
@@ -643,9 +633,14 @@ def findrunnable(s: Sched, m: M) -> G | None:
                 stopm(s, m, 0.0)
                 continue
             acquirep(m, p)
-        if p.ntimers:
+        if p.ntimers and p.timers[0][0] <= monotonic():
             runtimers(p, monotonic())
-        g = runqget(p) if p.runnext or p.runq else None
+        g = None
+        if s.globrunq and p.schedtick % 61 == 0:  # the global queue's turn, for fairness
+            with s.lock:
+                g = globrunqget(s, p, 1)
+        if g is None and (p.runnext or p.runq):
+            g = runqget(p)
         if g is None and s.globrunq:
             with s.lock:
                 g = globrunqget(s, p, 0)
