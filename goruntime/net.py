@@ -24,7 +24,7 @@ import types
 from collections.abc import Generator
 from typing import Any
 
-from .netpoll import ErrNetClosing, Timeout, poll_open, pollDesc
+from .netpoll import ErrNetClosing, Timeout, commit_r, poll_open, pollDesc
 
 __all__ = ["Conn", "ErrNetClosing", "Listener", "Timeout", "dial", "listen"]
 
@@ -67,17 +67,17 @@ class Conn:
         """
         # Go's fd_unix.go Read: the syscall first, a park only when it would block. Hot
         # path (64 B echo): park, recv, return -- no exception, and no frame besides this
-        # one: a generator-based coroutine, it yields pollDesc.read_park's request to the M
-        # itself (as proc.gopark would) instead of awaiting a generator that does.
+        # one: a generator-based coroutine, it yields the park request to the M itself (what
+        # proc.gopark(commit_r, pd, "IO wait") yields). commit_r parks the G unless the conn
+        # is closing, past its deadline or an event came first; the G then resumes at once,
+        # with something else than True (I/O ready), and checks why.
         pd = self.pd
         if self._drained and not pd.hup:
             # The last read drained the socket: wait first instead of a read that would
-            # only say EAGAIN (see pollDesc.hup for why no byte can be missed). read_park
-            # raises at once if the conn is closing or past its deadline.
+            # only say EAGAIN (see pollDesc.hup for why no byte can be missed).
             self._drained = False
-            req = pd.read_park()
-            if req is not None and (yield req) is not True:
-                pd.checkerr("r")  # not woken for I/O: closing, or past the deadline
+            if (yield (commit_r, "IO wait", pd)) is not True:
+                pd.checkerr("r")
         elif pd.closing or pd.rd < 0.0:
             pd.checkerr("r")
         rsize = self._rsize
@@ -103,8 +103,7 @@ class Conn:
                 return data
             # Parked outside the except clause: a G suspended inside one keeps the exception
             # and its traceback alive (hundreds of bytes per idle connection).
-            req = pd.read_park()
-            if req is not None and (yield req) is not True:
+            if (yield (commit_r, "IO wait", pd)) is not True:
                 pd.checkerr("r")
 
     async def write(self, data: bytes | bytearray | memoryview) -> int:

@@ -330,15 +330,6 @@ class pollDesc:
 
     def wait_read(self) -> Awaitable[None]:
         """``wait("r")``, for the hot read path."""
-        if self.read_park() is None:
-            return _READY
-        return gopark(_commit_r, self, "IO wait")
-
-    def read_park(self) -> tuple | None:
-        """The first half of ``wait_read``: the park request a G yields to its M (what
-        ``proc.gopark(_commit_r, self, "IO wait")`` yields) to wait for reading, or None if
-        an event arrived since the last wait (it is consumed). Raises as ``wait`` does. Lets
-        Conn.read yield the request itself: no generator per park."""
         if self.closing:
             raise ErrNetClosing()
         if self.rd < 0.0:
@@ -350,8 +341,8 @@ class pollDesc:
             with self.lock:
                 if self.rg is pdReady:
                     self.rg = None
-                    return None
-        return (_commit_r, "IO wait", self)
+                    return _READY
+        return gopark(commit_r, self, "IO wait")
 
     def wait_write(self) -> Awaitable[None]:
         """``wait("w")``."""
@@ -367,7 +358,7 @@ class pollDesc:
                 if self.wg is pdReady:
                     self.wg = None
                     return _READY
-        return gopark(_commit_w, self, "IO wait")
+        return gopark(commit_w, self, "IO wait")
 
     def unblock(self, mode: str, ioready: bool) -> Any:
         """Go's netpollunblock: record readiness (or an error) for ``mode``; return the G to
@@ -509,12 +500,15 @@ def _deadlineimpl(arg: tuple) -> None:
             goready(g, False)
 
 
-# gopark's unlockf for pollDesc.wait, given the parking G: park it (rg/wg = g) unless an
-# event or an error came first; an event is consumed and the G resumes at once. Module
+# gopark's unlockf for pollDesc.wait (Go's netpollblockcommit), given the parking G: park
+# it (rg/wg = g) unless an event or an error came first; an event is consumed and the G
+# resumes at once (with None, not True: the caller checks closing and deadlines). Module
 # functions given the pollDesc: nothing per pollDesc stays allocated while it is idle.
 
 
-def _commit_r(g: Any, pd: pollDesc) -> bool:
+def commit_r(g: Any, pd: pollDesc) -> bool:
+    """Also what Conn.read parks with directly, without wait_read's checks first: a second
+    G waiting on the fd resumes at once with the error wait_read would raise."""
     lock = pd.lock
     lock.acquire()
     old = pd.rg
@@ -525,11 +519,13 @@ def _commit_r(g: Any, pd: pollDesc) -> bool:
         return True
     if old is pdReady:
         pd.rg = None
+    elif old is not None:
+        g.exc = RuntimeError(f"goruntime: two Gs waiting on fd {pd.fd} (r)")
     lock.release()
     return False
 
 
-def _commit_w(g: Any, pd: pollDesc) -> bool:
+def commit_w(g: Any, pd: pollDesc) -> bool:
     lock = pd.lock
     lock.acquire()
     old = pd.wg

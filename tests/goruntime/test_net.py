@@ -150,6 +150,33 @@ def test_read_on_closed_conn_raises_and_close_is_idempotent(procs):
     assert rt.run(main(), procs=procs)
 
 
+def test_a_second_reader_of_a_conn_gets_an_error_and_the_first_reads_on(procs):
+    async def main():
+        a, b = socket.socketpair()
+        c = Conn(a)
+        first, second = rt.Chan(1), rt.Chan(1)
+
+        async def reader(out: rt.Chan) -> None:
+            try:
+                await out.send(await c.read(16))
+            except RuntimeError as e:
+                await out.send(e)
+
+        rt.go(reader, first)
+        await rt.sleep(0.01)  # the first reader is parked on the fd
+        rt.go(reader, second)
+        err = await second.recv()
+        b.send(b"x")
+        got = await first.recv()
+        c.close()
+        b.close()
+        return err, got
+
+    err, got = rt.run(main(), procs=procs)
+    assert isinstance(err, RuntimeError) and "two Gs waiting on fd" in str(err)
+    assert got == b"x"
+
+
 def test_listener_close_wakes_accept(procs):
     async def main():
         ln = rt.net.listen("127.0.0.1", 0)
