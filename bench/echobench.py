@@ -1,17 +1,20 @@
 """Echo throughput and per-connection memory of server strategies, one sitting, pinned cores.
 
 ``python -m bench.echobench [--servers asyncio,goroutine:1,goroutine:2] [--connections 100]
-[--size 64] [--duration 10] [--repeat 3] [--idle-conns 10000]``
+[--size 64] [--duration 10] [--rate MSGS] [--repeat 3] [--idle-conns 10000]``
 
 A server is ``NAME[:PROCS][@TREE]``: with ``@TREE``, the server and runtime of the git work
 tree at TREE (through :mod:`bench.side`), e.g. ``goroutine:1@/tmp/before`` beside
 ``goroutine:1`` to compare two commits in one sitting.
 
-Throughput: a closed-loop echo client (bench/echoclient.c compiled with the machine's ``cc``
-into a temporary directory: a Python client on one core caps below the servers) with
-``--connections`` connections of ``--size`` bytes, after a 2 s warm-up. The server is pinned
-to CPU ``--server-cpu``, the client to ``--client-cpu``. Repeats are interleaved across
-servers so that a change in machine load hits all of them; the median is reported.
+Throughput: an echo client (bench/echoclient.c compiled with the machine's ``cc`` into a
+temporary directory: a Python client on one core caps below the servers) with
+``--connections`` connections of ``--size`` bytes, after a 2 s warm-up; closed loop, or with
+``--rate`` open loop at that many messages per second in all. Server CPU per message is
+the server's threads' CPU time (schedstat, nanoseconds) over the client's measure window,
+divided by the echoes completed in it. The server is pinned to CPU ``--server-cpu``, the
+client to ``--client-cpu``. Repeats are interleaved across servers so that a change in
+machine load hits all of them; the median is reported.
 
 Memory: a fresh server, its RSS idle, then ``tests/servers/tenk_client.py --hold`` opens
 ``--idle-conns`` connections and echoes once on each; RSS with all of them open; the slope
@@ -99,25 +102,47 @@ class Server:
             self.proc.wait()
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU time of ``pid``'s threads, nanoseconds (``/proc/PID/task/*/schedstat``: exact,
+    where ``/proc/PID/stat`` counts 10 ms ticks). A thread that exits takes its time along:
+    the servers' threads live as long as they do."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # the thread exited meanwhile
+    return total
+
+
 def throughput(spec: str, args: argparse.Namespace, client: Path,
                root: Path | None = None) -> dict:
-    """One closed-loop run of ``client`` against a fresh server (``root``: see Server)."""
+    """One run of ``client`` against a fresh server (``root``: see Server); closed loop, or
+    open loop at ``args.rate`` msg/s. Server CPU is taken over the client's measure window."""
     srv = Server(spec, args.server_cpu, root)
     try:
-        cpu0 = srv.ps.cpu_times()
         cmd = [str(client), "127.0.0.1", str(srv.port), str(args.connections),
-               str(args.size), str(args.warmup), str(args.duration)]
-        r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=_pin(args.client_cpu),
-                           timeout=args.warmup + args.duration + 60)
-        cpu1 = srv.ps.cpu_times()
-        if r.returncode != 0:
-            raise SystemExit(f"echobench: client failed against {spec}: {r.stderr.strip()}")
-        res = json.loads(r.stdout)
-        cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-        res["server_cpu_s"] = round(cpu_s, 2)
-        # Server CPU per echoed message: what the server costs, even on a machine so busy
-        # that the rate is limited by the CPU share the server gets.
-        res["cpu_us_per_msg"] = round(cpu_s / max(1, res["total_messages"]) * 1e6, 2)
+               str(args.size), str(args.warmup), str(args.duration), str(args.rate)]
+        cl = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=_pin(args.client_cpu))
+        try:
+            opened = cl.stdout.readline()
+            cpu0 = cpu_ns(srv.proc.pid)
+            line = cl.stdout.readline()
+            cpu1 = cpu_ns(srv.proc.pid)
+            _, err = cl.communicate(timeout=60)
+        finally:
+            if cl.poll() is None:
+                cl.kill()
+                cl.wait()
+        if cl.returncode != 0 or opened.strip() != "measure":
+            raise SystemExit(f"echobench: client failed against {spec}: {err.strip()}")
+        res = json.loads(line)
+        cpu_s = (cpu1 - cpu0) / 1e9
+        res["server_cpu_s"] = round(cpu_s, 3)
+        # Server CPU per echoed message in the window: what the server costs, even on a
+        # machine so busy that the rate is limited by the CPU share the server gets.
+        res["cpu_us_per_msg"] = round(cpu_s / max(1, res["messages"]) * 1e6, 2)
         res["threads"] = srv.ps.num_threads()
         return res
     finally:
@@ -164,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="open loop at this many msg/s in all (default: closed loop)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--idle-conns", type=int, default=10000)
     ap.add_argument("--server-cpu", type=int, default=0)
@@ -205,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                      m.get("rss_idle_kib", "-"), m.get("rss_open_kib", "-"),
                      m.get("kib_per_conn", "-")])
     print(f"client=bench/echoclient.c connections={args.connections} size={args.size} "
+          f"{f'open loop at {args.rate:g} msg/s' if args.rate else 'closed loop'} "
           f"duration={args.duration}s repeat={args.repeat} server-cpu={args.server_cpu} "
           f"client-cpu={args.client_cpu} idle-conns={args.idle_conns} "
           f"loadavg-at-start={load:.1f}")
