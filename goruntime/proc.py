@@ -516,11 +516,14 @@ def execute(s: Sched, m: M, g: G) -> bool:
     """Run g on m, then, without going back to schedule, the G it readied into runnext
     (inheriting the time slice) or the next one of the local queue, for as long as nothing
     that schedule checks has changed: stopping, the P, due timers, the 61st-tick global
-    queue turn. Returns False when the run has ended (main returned or a G failed).
+    queue turn. With one P and nothing left to run, it sleeps as findrunnable would when
+    that can only end in sleepm_onep, and runs what the network brings. Returns False when
+    the run has ended (main returned or a G failed).
     """
     p = m.p
     rn = p.runnext
     globrunq = s.globrunq
+    onep = s.gomaxprocs == 1
     parks = 0  # added to m.parks on the way out: a store saved per park
     while True:
         m.curg = g
@@ -582,7 +585,18 @@ def execute(s: Sched, m: M, g: G) -> bool:
             except IndexError:  # a thief took it
                 pass
         if not p.runq:
-            break
+            if not onep or globrunq or not s.pollskip:
+                break
+            # One P, no G queued, no timer due, netpoll(0) backing off: findrunnable would
+            # go straight to sleepm_onep. Sleep here instead: one event per message at a
+            # light load, without the way back through schedule and findrunnable.
+            s.pollskip -= 1
+            m.curg = None
+            g = sleepm_onep(s, m, p)
+            if g is None:
+                break
+            p.schedtick += 1
+            continue
         try:
             g = p.runq.popleft()
         except IndexError:
@@ -699,7 +713,7 @@ def sleepm(s: Sched, m: M, p: P) -> G | None:
     with s.lock:
         polling = claimpoll_locked(s)
     if polling:
-        return netpollblock(s, m)
+        return netpollblock(s, m, s.netpoller, s.pollUntil)
     stopm(s, m, 0.0 if s.polling else nexttimer(s))  # the poller wakes for timers
     return None
 
@@ -737,9 +751,9 @@ def sleepm_onep(s: Sched, m: M, p: P) -> G | None:
         stopm(s, m, 0.0 if s.polling else when)  # the poller wakes for timers
         return None
     s.polling = True  # claimpoll_locked(s), inlined
-    s.pollUntil = when or _INF
+    s.pollUntil = until = when or _INF
     lock.release()
-    return netpollblock(s, m)
+    return netpollblock(s, m, np, until)
 
 
 def _readyone(g: G) -> None:
@@ -799,14 +813,13 @@ def claimpoll_locked(s: Sched) -> bool:
     return True
 
 
-def netpollblock(s: Sched, m: M) -> G | None:
-    """As the claimed poller, block in netpoll until an event or ``s.pollUntil``; then take
-    an idle P and return one G found (the rest injected), or None."""
-    pollUntil = s.pollUntil
-    np = s.netpoller
+def netpollblock(s: Sched, m: M, np: Any, until: float) -> G | None:
+    """As the claimed poller (``until`` is ``s.pollUntil``), block in ``np.netpoll`` until an
+    event or ``until``; then take an idle P and return one G found (the rest injected), or
+    None."""
     m.blocked = True
     try:
-        gs = np.netpoll(-1.0 if pollUntil == _INF else max(0.0, pollUntil - monotonic()))
+        gs = np.netpoll(-1.0 if until == _INF else max(0.0, until - monotonic()))
     finally:
         m.blocked = False
         lock = s.lock

@@ -120,8 +120,9 @@ def stats() -> dict[str, Any]:
 
     Keys: gomaxprocs, goroutines, threads, idleprocs, schedticks, steals, parks, spawns,
     handoffs, preemptions, long_runs, netpolls, sysmon_wakeups, runqueue. ``parks`` is
-    added up when an M goes back to its scheduler loop, so while Gs run it may lag behind
-    by the parks of the current burst (exact once the run has returned).
+    added up when an M goes back to its scheduler loop, so while the run goes on it may lag
+    behind by the parks since then (with one P, an M that sleeps for network events without
+    going back counts them later; exact once the run has returned).
     """
     s = _r.sched
     if s is None:
