@@ -4,6 +4,7 @@
 ``python -m bench.echo_instructions --paced CONNS:RATE [--seconds 2,6]``
 ``python -m bench.echo_instructions --idle CONNS [--seconds 2,6]``
 ``python -m bench.echo_instructions --pingpong`` (the count ``runner.py regress`` gates on)
+``python -m bench.echo_instructions --paced CONNS:RATE --main-thread [--seconds 2,6]``
 
 CPU time on a shared machine moves by tens of percent from run to run; an instruction count
 does not. Each server runs in one process under ``valgrind --tool=callgrind``; the client
@@ -36,6 +37,13 @@ goroutine runs with ``--procs`` (default 1). Workloads (64 B messages):
   million, and trees at other paths (other heap layouts) to 0.02%. This is the light-load
   cost per message, about twice the saturated one (the poll and the wake-up are paid by
   every message).
+
+* ``--paced CONNS:RATE --main-thread``: the paced load, counted as the ping-pong is (the
+  main thread only, between its own marks, the two windows of the two ``--seconds``
+  differenced) after one echo on each connection. Differencing two whole runs, as
+  ``--paced`` does, cancels start-up only when it costs the same both times; at 10,000
+  connections a goroutine server's accept phase and the garbage collector moved the
+  difference by more than the messages cost. Sysmon's thread is not counted.
 
 The first three workloads count the whole process and first echo one message on each
 connection, so the measured part starts with every connection accepted and served; they
@@ -183,13 +191,35 @@ def _counted_pingpong(socks: list[socket.socket], warmup: int, n1: int, n2: int,
         pp.mark(signal.SIGUSR2, ack)
 
 
+def _mark(pid: int, sig: int, ack: int) -> None:
+    """Have the server's main thread take mark ``sig`` and wait until it has."""
+    os.kill(pid, sig)
+    if os.read(ack, 1) != MARKS[sig]:
+        raise SystemExit("echo_instructions: the server did not take its mark")
+
+
+def _counted_paced(socks: list[socket.socket], rate: float, s1: float, s2: float,
+                   ack: int) -> None:
+    for s in socks:  # every connection accepted and served once, uncounted
+        s.sendall(MSG)
+        _read_echo(s)
+    pid = os.getppid()  # the server started this client
+    _mark(pid, signal.SIGUSR1, ack)
+    for seconds in (s1, s2):
+        _paced(socks, rate, seconds)
+        _mark(pid, signal.SIGUSR2, ack)
+
+
 def _client(port: int, workload: str, ack: int | None = None) -> None:
     kind, *args = workload.split(":")
+    if kind in ("pingpong", "pacedmarked") and ack is None:
+        raise SystemExit(f"echo_instructions: a counted {kind} needs the marks' pipe")
     if kind == "pingpong":
-        if ack is None:
-            raise SystemExit("echo_instructions: a counted ping-pong needs the marks' pipe")
         socks = _connect(port, 1)
         _counted_pingpong(socks, int(args[0]), int(args[1]), int(args[2]), ack)
+    elif kind == "pacedmarked":
+        socks = _connect(port, int(args[0]))
+        _counted_paced(socks, float(args[1]), float(args[2]), float(args[3]), ack)
     elif kind == "rounds":
         socks = _connect(port, CONNS)
         _lockstep(socks, int(args[0]))
@@ -326,6 +356,23 @@ def pingpong_per_message(root: Path, marks: Path, workdir: Path, name: str = "go
         c.close()
 
 
+def paced_main_thread_per_message(root: Path, marks: Path, workdir: Path, name: str,
+                                  conns: int, rate: float, s1: float, s2: float) -> float:
+    """Main-thread instructions per message of the paced load (``--main-thread``)."""
+    m1, m2 = round(rate * s1), round(rate * s2)
+    if not 0 < m1 < m2:
+        raise micro_count.CountError("the long window must have more messages than the short")
+    out = workdir / f"paced-{name}-{uuid.uuid4().hex[:8]}.cg"
+    argv = side.argv_for(root, "bench.echo_instructions", "--serve", name, "--procs", "1",
+                         "--workload", f"pacedmarked:{conns}:{rate}:{s1}:{s2}",
+                         "--marks", str(marks), counting=True)
+    c = micro_count.start_argv(argv, out, (m1, m2), main_thread_only=True)
+    try:
+        return c.result()
+    finally:
+        c.close()
+
+
 def _pair(text: str, what: str) -> tuple[float, float]:
     """``"2,6"`` -> ``(2.0, 6.0)``; ValueError with a one-line reason otherwise."""
     try:
@@ -370,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client-port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--pingpong", action="store_true",
                     help="one connection in ping-pong, the main thread counted between marks")
+    ap.add_argument("--main-thread", action="store_true",
+                    help="--paced: count the main thread between marks, not whole runs")
     ap.add_argument("--workload", help=argparse.SUPPRESS)
     ap.add_argument("--marks", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--ack-fd", type=int, help=argparse.SUPPRESS)
@@ -391,6 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("echo_instructions: valgrind not found", file=sys.stderr)
         return 2
+    if args.main_thread:
+        if kind != "paced":
+            print("echo_instructions: --main-thread goes with --paced", file=sys.stderr)
+            return 2
+        return _print_paced_main_thread(args.servers.split(","), *params)
     for name in args.servers.split(","):
         me = serve_argv(name, args.procs)
         if kind == "paced":
@@ -403,6 +457,25 @@ def main(argv: list[str] | None = None) -> int:
                   f"instructions/second idle with {conns} connections")
         else:
             print(f"{name}: {per_message(me, *params):.0f} server instructions/message")
+    return 0
+
+
+def _print_paced_main_thread(names: list[str], conns: int, rate: float, s1: float,
+                             s2: float) -> int:
+    with tempfile.TemporaryDirectory(prefix="echo-instructions-") as tmp:
+        why, marks = micro_count.unavailable(Path(tmp))
+        if why:
+            print(f"echo_instructions: {why}", file=sys.stderr)
+            return 2
+        for name in names:
+            try:
+                v = paced_main_thread_per_message(ROOT, marks, Path(tmp), name, conns, rate,
+                                                  s1, s2)
+            except micro_count.CountError as e:
+                print(f"echo_instructions: {name}: {e}", file=sys.stderr)
+                return 1
+            print(f"{name}: {v:.0f} main-thread instructions/message at {rate:g} msg/s over "
+                  f"{conns} connections", flush=True)
     return 0
 
 

@@ -64,3 +64,16 @@ def test_pingpong_counts_of_the_same_code_at_other_paths_agree_within_a_tenth_of
             lambda root: echo_instructions.pingpong_per_message(root, marks, tmp_path), roots))
     assert 20_000 < min(counts)  # a message's path, not nothing
     assert (max(counts) - min(counts)) / min(counts) < 0.001, counts  # the gate is 1%
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_paced_main_thread_counts_repeat_and_see_every_message(tmp_path):
+    why, marks = micro_count.unavailable(tmp_path)
+    if why:
+        pytest.skip(why)
+    with ThreadPoolExecutor(2) as pool:
+        counts = list(pool.map(
+            lambda _: echo_instructions.paced_main_thread_per_message(
+                ROOT, marks, tmp_path, "goroutine", 50, 200.0, 0.5, 1.5), range(2)))
+    assert 15_000 < min(counts) < 60_000  # a light-load message's path, not a window's
+    assert (max(counts) - min(counts)) / min(counts) < 0.02, counts
