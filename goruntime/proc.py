@@ -30,7 +30,10 @@ Deviations from Go, made because of the GIL:
   once, while a second M would only trade the GIL with it;
 * a thief steals ``runnext`` only from a P whose running G sysmon has marked as a long run
   (Go sleeps 3 µs first and steals it anyway); sysmon also wakes an idle P then;
-* preemption is cooperative only (Go before 1.14): see sysmon.py.
+* preemption is cooperative only (Go before 1.14): see sysmon.py;
+* findrunnable's netpoll(0) backs off after finding nothing, and with one P an M whose Gs
+  have all parked sleeps in netpoll from :func:`execute` itself: at a light load each
+  message costs one poll and no trip through schedule (both measured per message).
 
 Interface for the netpoller (netpoll.py): ``sched.netpoller`` is ``None`` until the first
 fd is registered; the scheduler reaches it only through ``netpoll(delay)`` (-1 block, 0
