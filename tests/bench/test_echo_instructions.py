@@ -71,9 +71,9 @@ def test_paced_main_thread_counts_repeat_and_see_every_message(tmp_path):
     why, marks = micro_count.unavailable(tmp_path)
     if why:
         pytest.skip(why)
-    with ThreadPoolExecutor(2) as pool:
-        counts = list(pool.map(
-            lambda _: echo_instructions.paced_main_thread_per_message(
-                ROOT, marks, tmp_path, "goroutine", 50, 200.0, 0.5, 1.5), range(2)))
+    counts = [echo_instructions.paced_main_thread_per_message(
+        ROOT, marks, tmp_path, "goroutine", 50, 200.0, 0.5, 1.5) for _ in range(2)]
     assert 15_000 < min(counts) < 60_000  # a light-load message's path, not a window's
-    assert (max(counts) - min(counts)) / min(counts) < 0.02, counts
+    # How messages batch depends on timing: 40 counts of identical code, 4 at a time on a
+    # loaded machine, spread 3.3%.
+    assert (max(counts) - min(counts)) / min(counts) < 0.05, counts
