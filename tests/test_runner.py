@@ -432,7 +432,9 @@ def test_cpu_per_message_of_a_server_of_known_cost_is_measured_and_its_pin_honou
     assert json.loads(affinity.read_text()) == c["pin"]["server"] == \
         matrix.cpu_plan(True)["server"]
     per_msg = c["cpu_s_per_1k_msgs"] / 1000
-    assert BURN_S <= per_msg <= 1.1 * BURN_S  # the burn plus the server's own overhead
+    # The burn plus the server's own cost of a message that wakes it from idle (select,
+    # recv, send and the kernel's side of them): 50-110 µs here.
+    assert BURN_S <= per_msg <= 1.2 * BURN_S
     cpu = c["cpu"]["server"]
     expected = BURN_S * c["loadgen"]["rate"]["achieved"]
     assert cpu["cores"] == pytest.approx(expected, rel=0.1)
