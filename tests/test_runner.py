@@ -437,7 +437,7 @@ def test_cpu_per_message_of_a_server_of_known_cost_is_measured_and_its_pin_honou
     assert BURN_S <= per_msg <= 1.2 * BURN_S
     cpu = c["cpu"]["server"]
     expected = BURN_S * c["loadgen"]["rate"]["achieved"]
-    assert cpu["cores"] == pytest.approx(expected, rel=0.1)
+    assert cpu["cores"] == pytest.approx(expected, rel=0.2)
     assert cpu["percent"] <= 100 * cpu["limit_cores"]
 
 

@@ -99,8 +99,10 @@ def test_shutdown_closes_every_open_connection(tmp_path):
         server.kill()
 
 
-def _sched_lines(tmp_path, *args: str, env: dict | None = None) -> list[str]:
-    """Run the server with ``args`` and GODEBUG=schedtrace=200 for 1 s; its SCHED lines."""
+def _sched_lines(tmp_path, *args: str, env: dict | None = None, want: int = 1) -> list[str]:
+    """Run the server with ``args`` and GODEBUG=schedtrace=200 until it has printed ``want``
+    SCHED lines (at most 10 s: a machine busy with the previous test may stall it) and at
+    least 1 s; its SCHED lines."""
     err = tmp_path / "stderr.txt"
     with open(err, "wb") as f:
         proc = subprocess.Popen(
@@ -111,7 +113,10 @@ def _sched_lines(tmp_path, *args: str, env: dict | None = None) -> list[str]:
         )
     try:
         assert json.loads(read_line(proc, 15))["strategy"] == "goroutine"
-        time.sleep(1.0)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10 and (
+                time.monotonic() - t0 < 1 or err.read_text().count("SCHED ") < want):
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
@@ -123,8 +128,10 @@ def _sched_lines(tmp_path, *args: str, env: dict | None = None) -> list[str]:
 
 
 def test_godebug_schedtrace_prints_sched_lines(tmp_path):
-    lines = _sched_lines(tmp_path, "--procs", "2")
+    lines = _sched_lines(tmp_path, "--procs", "2", want=3)
     assert len(lines) >= 3 and "gomaxprocs=2" in lines[0]
+    ms = [int(ln.split()[1].removesuffix("ms:")) for ln in lines]
+    assert ms == sorted(ms) and ms[-1] >= 400  # one line per period, not a burst
 
 
 @pytest.mark.parametrize("gomaxprocs, want", [(None, 1), ("3", 3), ("x", 1)])
