@@ -637,9 +637,11 @@ def findrunnable(s: Sched, m: M) -> G | None:
     the next timer or an event, the others on their notes (one of them until the next timer
     when nobody polls).
 
-    Deviation from Go: after a netpoll(0) that found nothing, the next 1, 3, 7, ... up to
-    POLL_BACKOFF are skipped (``Sched.pollskip``) until one finds something: at a light
-    load it finds nothing, and its syscall would be a good part of what an event costs.
+    Deviation from Go, with one P: after a netpoll(0) that found nothing, the next 1, 3, 7,
+    ... up to POLL_BACKOFF are skipped (``Sched.pollskip``) until one finds something: at a
+    light load it finds nothing, and its syscall would be a good part of what an event
+    costs. (With more Ps, skipping it left Gs that only the poll would find waiting for
+    the blocked poller: shutdown at procs 2 took seconds.)
     """
     while not s.stopping:
         p = m.p
@@ -663,7 +665,7 @@ def findrunnable(s: Sched, m: M) -> G | None:
                 g = globrunqget(s, p, 0)
         np = s.netpoller
         if g is None and np is not None:
-            if s.pollskip:
+            if s.pollskip > 0 and s.gomaxprocs == 1:
                 s.pollskip -= 1
             elif not s.polling and np.waiters:
                 gs = np.netpoll(0)  # network work ready: no need to drop the P and block
