@@ -460,8 +460,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _print_paced_main_thread(names: list[str], conns: int, rate: float, s1: float,
-                             s2: float) -> int:
+def _print_marked(names: list[str], count, what: str) -> int:
+    """Print ``count(marks, workdir, name)`` for each server, counted between the main
+    thread's marks; exit status 2 without valgrind or a C compiler, 1 on a failed count."""
     with tempfile.TemporaryDirectory(prefix="echo-instructions-") as tmp:
         why, marks = micro_count.unavailable(Path(tmp))
         if why:
@@ -469,30 +470,26 @@ def _print_paced_main_thread(names: list[str], conns: int, rate: float, s1: floa
             return 2
         for name in names:
             try:
-                v = paced_main_thread_per_message(ROOT, marks, Path(tmp), name, conns, rate,
-                                                  s1, s2)
+                v = count(marks, Path(tmp), name)
             except micro_count.CountError as e:
                 print(f"echo_instructions: {name}: {e}", file=sys.stderr)
                 return 1
-            print(f"{name}: {v:.0f} main-thread instructions/message at {rate:g} msg/s over "
-                  f"{conns} connections", flush=True)
+            print(f"{name}: {v:.1f} main-thread instructions/message {what}", flush=True)
     return 0
+
+
+def _print_paced_main_thread(names: list[str], conns: int, rate: float, s1: float,
+                             s2: float) -> int:
+    return _print_marked(
+        names, lambda marks, tmp, name: paced_main_thread_per_message(
+            ROOT, marks, tmp, name, conns, rate, s1, s2),
+        f"at {rate:g} msg/s over {conns} connections")
 
 
 def _print_pingpong(names: list[str]) -> int:
-    with tempfile.TemporaryDirectory(prefix="echo-instructions-") as tmp:
-        why, marks = micro_count.unavailable(Path(tmp))
-        if why:
-            print(f"echo_instructions: {why}", file=sys.stderr)
-            return 2
-        for name in names:
-            try:
-                v = pingpong_per_message(ROOT, marks, Path(tmp), name)
-            except micro_count.CountError as e:
-                print(f"echo_instructions: {name}: {e}", file=sys.stderr)
-                return 1
-            print(f"{name}: {v:.1f} main-thread instructions/message in ping-pong")
-    return 0
+    return _print_marked(
+        names, lambda marks, tmp, name: pingpong_per_message(ROOT, marks, tmp, name),
+        "in ping-pong")
 
 
 if __name__ == "__main__":
