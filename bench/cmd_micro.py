@@ -23,6 +23,7 @@ import re
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tabulate import tabulate
@@ -110,15 +111,25 @@ def select_benchmarks(pattern: str | None) -> list[str]:
     return chosen
 
 
-def run_worker(name: str, procs: int, args, loops: int | None,
+@dataclass(frozen=True)
+class Sampling:
+    """How a micro worker samples: ``values`` timed values after ``warmups`` untimed ones,
+    each at least ``min_time`` seconds long."""
+
+    values: int
+    warmups: int
+    min_time: float
+
+
+def run_worker(name: str, procs: int, sampling: Sampling, loops: int | None,
                aloops: int | None, root: Path | None = None) -> dict:
     """Run one worker process; its result dict, or RuntimeError with a one-line reason.
 
-    ``args`` carries ``values``, ``warmups`` and ``min_time``. With ``root``, the worker
-    measures the runtime of the tree at ``root`` (:mod:`bench.side`), else this tree's.
+    With ``root``, the worker measures the runtime of the tree at ``root``
+    (:mod:`bench.side`), else this tree's.
     """
-    wargs = [name, "--procs", str(procs), "--values", str(args.values), "--warmups",
-             str(args.warmups), "--min-time", str(args.min_time)]
+    wargs = [name, "--procs", str(procs), "--values", str(sampling.values), "--warmups",
+             str(sampling.warmups), "--min-time", str(sampling.min_time)]
     if root is None:
         cmd = [sys.executable, "-m", "bench.micro_worker", *wargs]
     else:
@@ -185,7 +196,8 @@ def run(args) -> int:
             prefix = f"[{done}/{total}] {name} procs={p} process {rnd + 1}/{args.processes}"
             print(f"{prefix} ...", end="", file=sys.stderr, flush=True)
             try:
-                res = run_worker(name, p, args, case["loops"] or args.loops,
+                res = run_worker(name, p, Sampling(args.values, args.warmups, args.min_time),
+                                 case["loops"] or args.loops,
                                  case["asyncio_loops"] or args.loops)
             except RuntimeError as e:
                 case["errors"].append(str(e))

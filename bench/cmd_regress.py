@@ -221,6 +221,7 @@ def time_phase(doc: dict, roots: dict[str, Path], args, baseline: dict | None) -
     cases = _micro_cases(doc)
     sides = ("head",) if baseline else regress.SIDES
     total, done = args.rounds * len(cases) * len(sides), 0
+    sampling = cmd_micro.Sampling(args.values, args.warmups, args.min_time)
     for rnd in range(args.rounds):
         order = sides if rnd % 2 == 0 else sides[::-1]
         for case in cases:
@@ -228,7 +229,7 @@ def time_phase(doc: dict, roots: dict[str, Path], args, baseline: dict | None) -
                 done += 1
                 prefix = f"[{done}/{total}] time {regress.label(case)} {s}"
                 try:
-                    res = cmd_micro.run_worker(case["name"], case["procs"], args,
+                    res = cmd_micro.run_worker(case["name"], case["procs"], sampling,
                                                case["loops"] or None,
                                                case["asyncio_loops"] or None, roots[s])
                 except RuntimeError as e:
@@ -265,9 +266,9 @@ def _cpus() -> tuple[int, int]:
 def echo_cpu_phase(case: dict, roots: dict[str, Path], args, workdir: Path) -> None:
     """Server CPU per echoed message, base and head alternating, ``--echo-rounds`` each."""
     server_cpu, client_cpu = _cpus()
-    ns = argparse.Namespace(server_cpu=server_cpu, client_cpu=client_cpu,
-                            connections=ECHO_CONNECTIONS, size=64, warmup=ECHO_WARMUP_S,
-                            duration=args.echo_seconds)
+    load = echobench.EchoLoad(connections=ECHO_CONNECTIONS, size=64, warmup=ECHO_WARMUP_S,
+                              duration=args.echo_seconds)
+    pins = echobench.Pinning(server_cpu, client_cpu)
     try:
         client = echobench.compile_client(workdir)
     except (SystemExit, OSError) as e:
@@ -278,7 +279,7 @@ def echo_cpu_phase(case: dict, roots: dict[str, Path], args, workdir: Path) -> N
         for s in regress.SIDES if rnd % 2 == 0 else regress.SIDES[::-1]:
             prefix = f"[{rnd + 1}/{args.echo_rounds}] echo server cpu {s}"
             try:
-                res = echobench.throughput(ECHO_SERVER, ns, client, roots[s])
+                res = echobench.throughput(ECHO_SERVER, load, pins, client, roots[s])
             except (SystemExit, OSError, ValueError) as e:
                 case[s]["errors"].append(f"cpu: {e}")
                 _say(f"{prefix}: FAILED: {e}")

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -40,6 +41,26 @@ from bench import side
 
 ROOT = Path(__file__).resolve().parents[1]
 TENK = ROOT / "tests" / "servers" / "tenk_client.py"
+
+
+@dataclass(frozen=True)
+class EchoLoad:
+    """What the compiled client offers: ``connections`` of ``size`` bytes, ``warmup`` s,
+    then a ``duration`` s measure window; closed loop, or open loop at ``rate`` msg/s."""
+
+    connections: int = 100
+    size: int = 64
+    warmup: float = 2.0
+    duration: float = 10.0
+    rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class Pinning:
+    """The CPU the server runs on and the CPU its client runs on."""
+
+    server_cpu: int = 0
+    client_cpu: int = 1
 
 
 def _pin(cpu: int):
@@ -115,16 +136,16 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
-def throughput(spec: str, args: argparse.Namespace, client: Path,
+def throughput(spec: str, load: EchoLoad, pins: Pinning, client: Path,
                root: Path | None = None) -> dict:
     """One run of ``client`` against a fresh server (``root``: see Server); closed loop, or
-    open loop at ``args.rate`` msg/s. Server CPU is taken over the client's measure window."""
-    srv = Server(spec, args.server_cpu, root)
+    open loop at ``load.rate`` msg/s. Server CPU is taken over the client's measure window."""
+    srv = Server(spec, pins.server_cpu, root)
     try:
-        cmd = [str(client), "127.0.0.1", str(srv.port), str(args.connections),
-               str(args.size), str(args.warmup), str(args.duration), str(args.rate)]
+        cmd = [str(client), "127.0.0.1", str(srv.port), str(load.connections),
+               str(load.size), str(load.warmup), str(load.duration), str(load.rate)]
         cl = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              preexec_fn=_pin(args.client_cpu))
+                              preexec_fn=_pin(pins.client_cpu))
         try:
             opened = cl.stdout.readline()
             cpu0 = cpu_ns(srv.proc.pid)
@@ -149,15 +170,17 @@ def throughput(spec: str, args: argparse.Namespace, client: Path,
         srv.stop()
 
 
-def memory(spec: str, args: argparse.Namespace, root: Path | None = None) -> dict:
-    srv = Server(spec, args.server_cpu, root)
+def memory(spec: str, idle_conns: int, pins: Pinning, root: Path | None = None) -> dict:
+    """RSS of a fresh server idle and with ``idle_conns`` connections open (each echoed once);
+    the slope per connection."""
+    srv = Server(spec, pins.server_cpu, root)
     try:
         time.sleep(0.5)
         idle = srv.rss()
         cl = subprocess.Popen([sys.executable, str(TENK), "--port", str(srv.port),
-                               "--connections", str(args.idle_conns), "--hold"],
+                               "--connections", str(idle_conns), "--hold"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                              preexec_fn=_pin(args.client_cpu))
+                              preexec_fn=_pin(pins.client_cpu))
         verified = None
         for line in cl.stdout:
             ev = json.loads(line)
@@ -177,7 +200,7 @@ def memory(spec: str, args: argparse.Namespace, root: Path | None = None) -> dic
         cl.stdin.flush()
         cl.wait(60)
         return {"rss_idle_kib": idle // 1024, "rss_open_kib": full // 1024, "fds": fds,
-                "kib_per_conn": round((full - idle) / args.idle_conns / 1024, 2)}
+                "kib_per_conn": round((full - idle) / idle_conns / 1024, 2)}
     finally:
         srv.stop()
 
@@ -198,17 +221,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-memory", action="store_true")
     args = ap.parse_args(argv)
     specs = [s for s in args.servers.split(",") if s]
+    load = EchoLoad(args.connections, args.size, args.warmup, args.duration, args.rate)
+    pins = Pinning(args.server_cpu, args.client_cpu)
     from tabulate import tabulate
 
     with tempfile.TemporaryDirectory() as tmp:
         client = compile_client(Path(tmp))
         rates: dict[str, list[float]] = {s: [] for s in specs}
         cpu: dict[str, list[float]] = {s: [] for s in specs}
-        load = os.getloadavg()[0]
+        loadavg = os.getloadavg()[0]
         for i in range(args.repeat):
             for s in specs:
                 spec, _, tree = s.partition("@")
-                res = throughput(spec, args, client, Path(tree) if tree else None)
+                res = throughput(spec, load, pins, client, Path(tree) if tree else None)
                 rates[s].append(res["rate"])
                 cpu[s].append(res["cpu_us_per_msg"])
                 print(f"[{i}] {s}: {res['rate']:.0f} msgs/s, server cpu {res['server_cpu_s']}s ="
@@ -218,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_memory:
             for s in specs:
                 spec, _, tree = s.partition("@")
-                mem[s] = memory(spec, args, Path(tree) if tree else None)
+                mem[s] = memory(spec, args.idle_conns, pins, Path(tree) if tree else None)
                 print(f"{s}: {mem[s]}", file=sys.stderr, flush=True)
     base = statistics.median(rates[specs[0]])
     cbase = statistics.median(cpu[specs[0]])
@@ -235,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{f'open loop at {args.rate:g} msg/s' if args.rate else 'closed loop'} "
           f"duration={args.duration}s repeat={args.repeat} server-cpu={args.server_cpu} "
           f"client-cpu={args.client_cpu} idle-conns={args.idle_conns} "
-          f"loadavg-at-start={load:.1f}")
+          f"loadavg-at-start={loadavg:.1f}")
     print(tabulate(rows, headers=["server", "msgs/s median", "runs", f"vs {specs[0]}",
                                   "cpu us/msg", f"efficiency vs {specs[0]}",
                                   "RSS idle KiB", "RSS open KiB", "KiB/conn"]))

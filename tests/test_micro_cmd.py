@@ -115,10 +115,8 @@ def test_calibration_reaches_the_minimum_time_without_overshooting():
 
 
 def test_a_failing_worker_is_reported_in_one_line():
-    from types import SimpleNamespace
-
     from bench import cmd_micro
 
-    args = SimpleNamespace(values=1, warmups=0, min_time=0.01, loops=None)
+    sampling = cmd_micro.Sampling(values=1, warmups=0, min_time=0.01)
     with pytest.raises(RuntimeError, match=r"^micro_worker: no benchmark named 'NoSuch'$"):
-        cmd_micro.run_worker("NoSuch", 1, args, None, None)
+        cmd_micro.run_worker("NoSuch", 1, sampling, None, None)

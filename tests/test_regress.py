@@ -246,3 +246,23 @@ def test_ctrl_c_removes_the_worktree_and_leaves_no_process(repo):
     assert worktrees(repo) == [str(repo)] and not Path(base).exists()
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not (repo.parent / "runs-int").exists()
+
+
+def test_the_default_phases_run_end_to_end_on_a_tiny_scale_and_save_a_complete_run(repo):
+    # What `make regress` runs (no phase left out), only shorter: a time round, an echo CPU
+    # round per side and, with valgrind, the instruction counts of both cases.
+    r = regress(repo, "--base", "HEAD~1", "--filter", "^ChanSync$", "--procs", "1",
+                "--rounds", "1", "--values", "1", "--warmups", "0", "--min-time", "0.01",
+                "--echo-rounds", "1", "--echo-seconds", "0.5")
+    assert r.returncode in (0, 1), r.stderr  # 1: the planted send is a finding
+    assert "Traceback" not in r.stderr
+    doc = json.loads(Path(r.stderr.rstrip().splitlines()[-1].split()[1]).read_text())
+    cases = {c["name"]: c for c in doc["cases"]}
+    assert set(cases) == {"ChanSync", "EchoServer"}
+    for s in ("base", "head"):
+        assert cases["ChanSync"][s]["errors"] == [] and len(cases["ChanSync"][s]["values"]) == 1
+        assert cases["EchoServer"][s]["errors"] == []
+        assert len(cases["EchoServer"][s]["values"]) == 1  # server µs per message
+        if shutil.which("valgrind"):
+            assert cases["ChanSync"][s]["instructions"] and cases["EchoServer"][s]["instructions"]
+    assert worktrees(repo) == [str(repo)]

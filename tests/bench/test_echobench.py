@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -84,9 +83,8 @@ def test_closed_loop_keeps_one_message_in_flight_per_connection(client):
 def test_server_cpu_is_taken_over_the_measure_window_only(client):
     # asyncio spends its start-up and 200 connections' accepts before the window; an
     # idle-rate window then costs a few ms of CPU, far below the accept phase's.
-    args = argparse.Namespace(server_cpu=0, client_cpu=1, connections=200, size=64,
-                              warmup=0.5, duration=1.0, rate=50.0)
-    res = echobench.throughput("asyncio", args, client)
+    load = echobench.EchoLoad(connections=200, size=64, warmup=0.5, duration=1.0, rate=50.0)
+    res = echobench.throughput("asyncio", load, echobench.Pinning(0, 1), client)
     assert 40 <= res["messages"] <= 60
     assert res["server_cpu_s"] < 0.05
     assert res["cpu_us_per_msg"] == pytest.approx(res["server_cpu_s"] / res["messages"] * 1e6,
