@@ -7,16 +7,20 @@ falls inside (in closed loop intended == actual).  Samples whose echo completes 
 waits for them.  Correction is wrk2's (latency from the intended send time of a fixed
 schedule), not HdrHistogram's `record_corrected_value`, which back-fills synthetic
 samples from one expected interval and would be wrong for per-connection schedules
-with random phases.  Plain Python, no gevent: the User calls it between socket operations.
+with random phases.  Plain Python, no gevent: the driver calls it between socket
+operations.  Every histogram here is a :class:`loadgen.histogram.Counts`: a sample costs
+an increment, and the histograms are folded when they are reported.
+
+Besides the echoes, the recorder keeps the worker's view of itself: ``lateness`` (how late
+timed open-loop sends left) and ``lag`` (how long a ready socket or a due send waited in
+the driver's loop before it was served): the share of a latency that is the loadgen's.
 """
 
 from __future__ import annotations
 
 import math
 
-from hdrh.histogram import HdrHistogram
-
-from loadgen import histogram
+from loadgen.histogram import Counts, encode
 
 ERROR_KINDS = ("refused", "reset", "timeout", "corrupt", "closed", "other")
 CONNECT_KINDS = ("refused", "reset", "timeout", "other")
@@ -30,9 +34,9 @@ class Recorder:
         self.timeout = timeout
         self.start = math.inf
         self.end = math.inf
-        self.corrected = histogram.new()
-        self.uncorrected = histogram.new()
-        self.buckets: dict[int, HdrHistogram] = {}
+        self.corrected = Counts()
+        self.uncorrected = Counts()
+        self.buckets: dict[int, Counts] = {}
         self.messages = 0
         self.bytes = 0
         self.errors = dict.fromkeys(ERROR_KINDS, 0)
@@ -43,7 +47,8 @@ class Recorder:
         self.total_messages = 0  # every phase, for progress
         self.total_errors = 0
         self.inflight = 0  # measured messages sent and not yet finished
-        self.lateness = histogram.new()  # open loop: how late timed sends left, µs
+        self.lateness = Counts()  # open loop: how late timed sends left, µs
+        self.lag = Counts()  # the driver's own delay in serving a ready socket or a due send, µs
 
     def new_user(self) -> int:
         self.per_user.append(0)
@@ -62,13 +67,13 @@ class Recorder:
         if not self.start <= intended < self.end:
             return
         corrected = int((done - intended) * 1e6)
-        histogram.record(self.corrected, corrected)
-        histogram.record(self.uncorrected, int((done - sent) * 1e6))
+        self.corrected.record(corrected)
+        self.uncorrected.record(int((done - sent) * 1e6))
         b = int((intended - self.start) / INTERVAL_S)
         h = self.buckets.get(b)
         if h is None:
-            h = self.buckets[b] = histogram.new()
-        histogram.record(h, corrected)
+            h = self.buckets[b] = Counts()
+        h.record(corrected)
         self.messages += 1
         self.bytes += size
         self.per_user[uid] += 1
@@ -77,7 +82,13 @@ class Recorder:
         """An open-loop send that waited for its time and left at `sent`: its lateness
         measures the worker itself (a reply that came late delays no timed send)."""
         if self.start <= intended < self.end:
-            histogram.record(self.lateness, int((sent - intended) * 1e6))
+            self.lateness.record(int((sent - intended) * 1e6))
+
+    def lagged(self, since: float, now: float) -> None:
+        """The driver served at ``now`` something that was ready from ``since`` (in the
+        window only)."""
+        if self.start <= now < self.end:
+            self.lag.record(int((now - since) * 1e6))
 
     def error(self, kind: str, intended: float) -> None:
         """A failed message; counted when its intended send time is in the window."""
@@ -100,5 +111,5 @@ class Recorder:
         out = {}
         for b in list(self.buckets):
             if final or self.start + (b + 1) * INTERVAL_S + self.timeout + 0.5 < now:
-                out[str(b)] = histogram.encode(self.buckets.pop(b))
+                out[str(b)] = encode(self.buckets.pop(b))
         return out

@@ -47,6 +47,7 @@ from common.host import boot_id
 from common.limits import raise_fd_limit
 from loadgen import histogram
 from loadgen.config import WorkerArgs, share_problem, worker_share
+from loadgen.driver import Driver, Load
 from loadgen.recorder import Recorder
 from loadgen.user import EchoUser
 
@@ -134,7 +135,7 @@ class WorkerState:
         self.cut = gevent.event.Event()
         env.loadgen_config = None
         env.loadgen_recorder = None
-        env.loadgen_go = gevent.event.Event()
+        env.loadgen_driver = None
 
     def handlers(self) -> dict[str, Callable]:
         return {"lg_config": self.on_config, "lg_go": self.on_go, "lg_measure": self.on_measure,
@@ -157,7 +158,9 @@ class WorkerState:
                 self.runner.send_message("lg_unfit", {"reason": problem})
                 return
         self.env.loadgen_config = cfg
-        self.env.loadgen_recorder = Recorder(cfg["timeout"])
+        rec = self.env.loadgen_recorder = Recorder(cfg["timeout"])
+        driver = self.env.loadgen_driver = Driver(Load.from_config(cfg), rec)
+        self.runner.greenlet.spawn(driver.run)
         self.runner.greenlet.spawn(self._ramp_status)
 
     def _ramp_status(self) -> None:
@@ -175,7 +178,7 @@ class WorkerState:
             gevent.sleep(RAMP_STATUS_S)
 
     def on_go(self, environment, msg, **_kw) -> None:
-        self.env.loadgen_go.set()
+        self.env.loadgen_driver.go()
 
     def on_measure(self, environment, msg, **_kw) -> None:
         self.runner.greenlet.spawn(self._measure, float(msg.data["duration"]))
@@ -211,7 +214,6 @@ class WorkerState:
         deadline = end + rec.timeout + 1.0
         while rec.inflight > 0 and perf_counter() < deadline:
             gevent.sleep(0.02)
-        late = rec.lateness.get_total_count() > 0
         self.runner.send_message("lg_final", {
             "index": self.runner.worker_index,
             "pid": os.getpid(),
@@ -232,8 +234,10 @@ class WorkerState:
             "per_user": rec.per_user,
             "buckets": rec.take_buckets(perf_counter(), final=True),
             "drain_left": rec.inflight,
-            "late_p50_us": rec.lateness.get_value_at_percentile(50.0) if late else 0,
-            "late_p99_us": rec.lateness.get_value_at_percentile(99.0) if late else 0,
+            "late_p50_us": rec.lateness.percentile(50.0),
+            "late_p99_us": rec.lateness.percentile(99.0),
+            "lag_p50_us": rec.lag.percentile(50.0),
+            "lag_p99_us": rec.lag.percentile(99.0),
         })
 
     def on_report(self, client_id, data, **_kw) -> None:

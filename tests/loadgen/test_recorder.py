@@ -15,8 +15,8 @@ def test_samples_count_by_intended_time_in_the_window():
     rec.sample(uid, 12.0, 12.0, 12.001, 10)  # window is half-open
     assert rec.messages == 2 and rec.bytes == 20 and rec.per_user == [2]
     assert rec.total_messages == 5
-    assert rec.corrected.get_max_value() >= 699_000  # 12.6 - 11.9
-    assert rec.uncorrected.get_max_value() < 101_000  # 12.6 - 12.5
+    assert rec.corrected.fold().get_max_value() >= 699_000  # 12.6 - 11.9
+    assert rec.uncorrected.fold().get_max_value() < 101_000  # 12.6 - 12.5
 
 
 def test_errors_in_the_window_and_connect_errors_apart():
