@@ -63,6 +63,7 @@ MAX_EVENTS = 256  # ready sockets served per turn
 MAX_SENDS = 256  # due sends per turn
 SWEEP_S = 0.1  # deadline sweep period (at most)
 RECV_MAX = 256 * 1024  # one read of a large echo
+YIELD_S = 0.002  # the longest the driver keeps the hub from Locust's greenlets
 IDLE_WAIT_MAX_S = 0.25  # longest wait with nothing due (deadlines are swept after it)
 
 _ERRNO_KIND = {
@@ -232,15 +233,17 @@ class Driver:
         """The driver's greenlet: turns until :meth:`stop` (or the greenlet is killed)."""
         hub = get_hub()
         watcher = hub.loop.io(self.ep.fileno(), 1)
-        self._prev_poll = self.clock()
+        self._prev_poll = yielded = self.clock()
         try:
             while not self._stopped:
                 busy = self.turn()
                 self.turns += 1
-                if busy:
-                    gevent.sleep(0)
-                else:
+                if not busy:
                     self._idle(hub, watcher)
+                    yielded = self._prev_poll
+                elif self._prev_poll - yielded >= YIELD_S:
+                    gevent.sleep(0)
+                    yielded = self.clock()
         finally:
             watcher.close()
             self.ep.close()
@@ -262,9 +265,7 @@ class Driver:
             if ev & EPOLLOUT and c.out is not None:
                 self._send_rest(c, polled)
             if ev & (EPOLLIN | EPOLLERR | EPOLLHUP) and c.sock is not None:
-                t = self.clock()
-                self.rec.lagged(since, t)
-                self._readable(c, t)
+                self._readable(c, since)
         self._prev_poll = polled
         if polled >= self._next_sweep:
             self._sweep(polled)
@@ -429,7 +430,10 @@ class Driver:
             c.out = None
             self.ep.modify(c.fd, EPOLLIN)
 
-    def _readable(self, c: Conn, now: float) -> None:
+    def _readable(self, c: Conn, since: float) -> None:
+        """Read what is ready on ``c``; ``since``: when the driver could last have seen
+        it ready (the lag of a completed echo is counted from there)."""
+        now = self.clock()
         if c.state != BUSY:
             self._unsolicited(c)
             return
@@ -454,7 +458,7 @@ class Driver:
             c.got = got
             return
         rec = self.rec
-        rec.sample(c.uid, c.intended, c.sent, now, n)
+        rec.sample(c.uid, c.intended, c.sent, now, n, since)
         if c.measured:
             rec.inflight -= 1
         c.deadline = math.inf

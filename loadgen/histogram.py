@@ -36,11 +36,12 @@ class Counts:
     """Samples in HdrHistogram's layout (:data:`LOWEST_US`..:data:`HIGHEST_US`,
     :data:`DIGITS` digits); :meth:`fold` gives the histogram they make.
 
-    ``counts[i]`` is the number of samples whose hdrh counts index is ``i``; ``total`` is
-    their sum. Values are clamped into the trackable range as :func:`record` clamps them.
+    ``counts[i]`` is the number of samples whose hdrh counts index is ``i`` (:func:`index`);
+    a hot path may increment it directly. Values are clamped into the trackable range as
+    :func:`record` clamps them.
     """
 
-    __slots__ = ("counts", "total")
+    __slots__ = ("counts",)
     _shape = new()
     _MASK = _shape.sub_bucket_mask
     _SHIFT = _shape.unit_magnitude + _shape.sub_bucket_half_count_magnitude + 1
@@ -52,20 +53,13 @@ class Counts:
 
     def __init__(self) -> None:
         self.counts = [0] * self.LEN
-        self.total = 0
 
-    @classmethod
-    def index(cls, us: int) -> int:
-        """hdrh's counts index of ``us`` (clamped), as ``get_counts_array_index`` gives."""
-        v = LOWEST_US if us < LOWEST_US else HIGHEST_US if us > HIGHEST_US else us
-        b = (v | cls._MASK).bit_length() - cls._SHIFT
-        return ((b + 1) << cls._HALF_MAG) + (v >> b) - cls._HALF
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
 
     def record(self, us: int) -> None:
-        v = LOWEST_US if us < LOWEST_US else HIGHEST_US if us > HIGHEST_US else us
-        b = (v | 2047).bit_length() - 11
-        self.counts[((b + 1) << 10) + (v >> b) - 1024] += 1
-        self.total += 1
+        self.counts[index(us)] += 1
 
     def fold(self) -> HdrHistogram:
         """A new histogram holding these counts."""
@@ -77,17 +71,29 @@ class Counts:
                 hi = i
                 if lo < 0:
                     lo = i
-        if self.total:
-            h.set_internal_tacking_values(lo, hi, self.total)
+        if hi >= 0:
+            h.set_internal_tacking_values(lo, hi, sum(self.counts))
         return h
 
     def percentile(self, pct: float) -> int:
         """The value at ``pct`` (0 when empty), as the folded histogram gives it."""
-        return self.fold().get_value_at_percentile(pct) if self.total else 0
+        h = self.fold()
+        return h.get_value_at_percentile(pct) if h.get_total_count() else 0
 
 
 assert (Counts._MASK, Counts._SHIFT, Counts._HALF_MAG, Counts._HALF) == (2047, 11, 10, 1024), \
-    "record() inlines the constants of a 3-digit histogram from 1 µs"
+    "index() inlines the constants of a 3-digit histogram from 1 µs"
+
+
+def index(us: int) -> int:
+    """hdrh's counts index of ``us`` µs (clamped), as ``get_counts_array_index`` gives:
+    the value itself below 2,048, where a bucket is 1 µs wide."""
+    if us < 2048:
+        return us if us > 0 else LOWEST_US
+    if us > HIGHEST_US:
+        us = HIGHEST_US
+    b = (us | 2047).bit_length() - 11
+    return ((b + 1) << 10) + (us >> b) - 1024
 
 
 def encode(h: HdrHistogram | Counts) -> str:

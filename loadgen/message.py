@@ -25,10 +25,22 @@ def _pattern(size: int) -> bytes:
     return (_CYCLE * (need // 256 + 1))[:need]
 
 
+@lru_cache(maxsize=8)
+def _payloads(size: int) -> tuple[bytes, ...]:
+    """The 256 payloads of `size`-byte messages, by the low byte of their number."""
+    p = _pattern(size)
+    return tuple(p[k:k + size - 8] for k in range(256))
+
+
+PAYLOADS_UP_TO = 4096  # sizes whose 256 payloads are kept (1 MiB for 4 KiB messages)
+
+
 def message(seq: int, size: int) -> bytes:
     """The `size` bytes of message `seq` (seq is taken modulo 2**64)."""
     head = (seq & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(8, "big")
     if size <= 8:
         return head[8 - size:]
     k = seq & 0xFF
+    if size <= PAYLOADS_UP_TO:
+        return head + _payloads(size)[k]
     return head + _pattern(size)[k:k + size - 8]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from loadgen.histogram import Counts, encode
+from loadgen.histogram import Counts, encode, index
 
 ERROR_KINDS = ("refused", "reset", "timeout", "corrupt", "closed", "other")
 CONNECT_KINDS = ("refused", "reset", "timeout", "other")
@@ -61,19 +61,23 @@ class Recorder:
     def in_window(self, intended: float) -> bool:
         return self.start <= intended < self.end
 
-    def sample(self, uid: int, intended: float, sent: float, done: float, size: int) -> None:
-        """A verified echo: latency from intended and from actual send time."""
+    def sample(self, uid: int, intended: float, sent: float, done: float, size: int,
+               ready: float | None = None) -> None:
+        """A verified echo: latency from intended and from actual send time; with
+        ``ready``, the driver's lag in reading it (``done - ready``)."""
         self.total_messages += 1
         if not self.start <= intended < self.end:
             return
-        corrected = int((done - intended) * 1e6)
-        self.corrected.record(corrected)
-        self.uncorrected.record(int((done - sent) * 1e6))
+        i = index(int((done - intended) * 1e6))  # the hot path: one index, increments
+        self.corrected.counts[i] += 1
+        self.uncorrected.counts[i if sent == intended else index(int((done - sent) * 1e6))] += 1
         b = int((intended - self.start) / INTERVAL_S)
         h = self.buckets.get(b)
         if h is None:
             h = self.buckets[b] = Counts()
-        h.record(corrected)
+        h.counts[i] += 1
+        if ready is not None:
+            self.lag.counts[index(int((done - ready) * 1e6))] += 1
         self.messages += 1
         self.bytes += size
         self.per_user[uid] += 1
