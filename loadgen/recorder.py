@@ -68,7 +68,8 @@ class Recorder:
         self.total_messages += 1
         if not self.start <= intended < self.end:
             return
-        i = index(int((done - intended) * 1e6))  # the hot path: one index, increments
+        us = int((done - intended) * 1e6)  # the hot path: indices (below 2,048 µs the
+        i = us if 0 < us < 2048 else index(us)  # value itself) and increments
         self.corrected.counts[i] += 1
         self.uncorrected.counts[i if sent == intended else index(int((done - sent) * 1e6))] += 1
         b = int((intended - self.start) / INTERVAL_S)
@@ -77,22 +78,20 @@ class Recorder:
             h = self.buckets[b] = Counts()
         h.counts[i] += 1
         if ready is not None:
-            self.lag.counts[index(int((done - ready) * 1e6))] += 1
+            us = int((done - ready) * 1e6)
+            self.lag.counts[us if 0 < us < 2048 else index(us)] += 1
         self.messages += 1
         self.bytes += size
         self.per_user[uid] += 1
 
     def late(self, intended: float, sent: float) -> None:
         """An open-loop send that waited for its time and left at `sent`: its lateness
-        measures the worker itself (a reply that came late delays no timed send)."""
+        measures the worker itself (a reply that came late delays no timed send); it is
+        the driver's lag too."""
         if self.start <= intended < self.end:
-            self.lateness.record(int((sent - intended) * 1e6))
-
-    def lagged(self, since: float, now: float) -> None:
-        """The driver served at ``now`` something that was ready from ``since`` (in the
-        window only)."""
-        if self.start <= now < self.end:
-            self.lag.record(int((now - since) * 1e6))
+            i = index(int((sent - intended) * 1e6))
+            self.lateness.counts[i] += 1
+            self.lag.counts[i] += 1
 
     def error(self, kind: str, intended: float) -> None:
         """A failed message; counted when its intended send time is in the window."""
