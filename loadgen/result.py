@@ -52,6 +52,7 @@ def _worker(f: dict) -> dict:
         "errors": errors, "errors_by_kind": f["errors"],
         "connect_errors": f["connect_errors"], "cpu_percent": f["cpu_percent"],
         "late_p50_us": f.get("late_p50_us", 0), "late_p99_us": f.get("late_p99_us", 0),
+        "lag_p50_us": f.get("lag_p50_us", 0), "lag_p99_us": f.get("lag_p99_us", 0),
         "histogram_count": histogram.merge([f["corrected"]]).get_total_count(),
     }
 
@@ -167,7 +168,8 @@ def human(r: dict) -> str:
         cpu = "-" if w["cpu_percent"] is None else f"{w['cpu_percent']:.0f}%"
         lines.append(f"worker {w['index']} {w['host']} {w['address']} pid {w['pid']}: "
                      f"{w['connections']} conns, {w['messages']} msgs, {w['errors']} errors, "
-                     f"CPU {cpu}, late p50 {w['late_p50_us']} µs")
+                     f"CPU {cpu}, late p50 {w['late_p50_us']} µs, own lag p99 "
+                     f"{w['lag_p99_us']} µs")
     for w in r["lost_workers"]:
         lines.append(f"WORKER LOST: {w['index']} {w['host']} {w['address']} pid {w['pid']} "
                      f"during {w['phase']} ({w['why']}): figures are the survivors'")

@@ -11,7 +11,10 @@
   worker's CPU, timed sends leaving late, the loadgen's process tree using
   :data:`LOADGEN_CPU_LIMIT` of the CPUs it may run on, or waiting for a CPU (taken by
   anything else) :data:`LOADGEN_STALL_LIMIT` of the window. Its throughput is a lower
-  bound.
+  bound. Also, open loop, a p99 latency over the SLO of which a worker's own lag (how
+  long its loop took to serve a ready echo or a due send) is :data:`LOADGEN_LAG_SHARE`
+  or more: the server's CPU cannot decide this (a server can miss the SLO at low CPU, as
+  the thread server's GIL convoy does), the loadgen's own delay can.
 * ``server-bound``: not held (or closed loop) while the loadgen had headroom: the figure
   is the server's.
 
@@ -34,6 +37,9 @@ LOADGEN_STALL_LIMIT = 0.25
 # at least this many messages: at 0.5 msg/s per connection a 2 s window leaves some
 # connections with nothing to send, which says nothing about the server.
 STARVED_MIN_SENDS = 3.0
+# The share of a missed p99 that, when it is the loadgen's own lag, makes the miss the
+# loadgen's: with a quarter of the tail its own, the server's part may be within the SLO.
+LOADGEN_LAG_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,19 @@ def loadgen_limits(case: dict) -> list[str]:
     if stall is not None and stall >= LOADGEN_STALL_LIMIT:
         reasons.append(f"loadgen waited for a CPU {stall:.0%} of the window")
     return reasons
+
+
+def lag_limit(case: dict, slo: SLO) -> str | None:
+    """Why a p99 over the SLO is the loadgen's own lag (``None``: it is not)."""
+    lg = case["loadgen"]
+    p99 = lg["latency_us"]["corrected"]["p99"]
+    if p99 <= slo.p99_ms * 1000:
+        return None
+    lag = max((w.get("lag_p99_us", 0) for w in lg.get("workers") or []), default=0)
+    if lag < LOADGEN_LAG_SHARE * p99:
+        return None
+    return (f"loadgen's own lag p99 {lag / 1000:,.1f} ms is {lag / p99:.0%} of the p99 "
+            f"latency {p99 / 1000:,.1f} ms")
 
 
 def shortfalls(case: dict, slo: SLO) -> list[str]:
@@ -107,6 +126,9 @@ def judge(case: dict, slo: SLO) -> dict:
             return {"kind": "loadgen-bound", "reason": "; ".join(limits)}
         return {"kind": "server-bound", "reason": "closed loop, loadgen had headroom"}
     missed = shortfalls(case, slo)
+    lagged = lag_limit(case, slo)
+    if lagged:
+        limits.append(lagged)
     if not missed and not limits:
         return {"kind": "held", "reason": f"{lg['rate']['achieved']:,.0f} msg/s, p99 "
                 f"{lg['latency_us']['corrected']['p99'] / 1000:,.2f} ms"}

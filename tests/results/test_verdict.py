@@ -96,3 +96,30 @@ def test_starved_connections_are_the_servers_doing_even_with_the_loadgen_at_its_
     assert c["verdict"] == {"kind": "server-bound", "reason":
                             "1 of 100 msg/s; 99 of 100 connections starved (loadgen also at "
                             "its limit: worker 0 sent late: p99 7.7 ms after the intended time)"}
+
+
+def _lagged(c: dict, lag_p99_us: int) -> dict:
+    c["loadgen"]["workers"] = [{"index": 0, "lag_p99_us": lag_p99_us},
+                               {"index": 1, "lag_p99_us": lag_p99_us // 10}]
+    c["verdict"] = judge(c, SLO())
+    return c
+
+
+def test_a_missed_p99_that_is_largely_the_loadgens_own_lag_is_loadgen_bound():
+    # p99 12 ms with the worker's loop 6 ms late at p99: at low worker CPU, half the tail
+    # is the loadgen's, so the server is not to blame.
+    c = _lagged(case("goroutine", 100, p50_us=3000), 6000)
+    assert c["verdict"]["kind"] == "loadgen-bound"
+    assert c["verdict"]["reason"] == ("loadgen's own lag p99 6.0 ms is 50% of the p99 latency "
+                                      "12.0 ms; p99 12.0 ms > 10 ms")
+
+
+def test_a_missed_p99_with_little_loadgen_lag_stays_server_bound_at_any_server_cpu():
+    # The thread server's GIL convoy misses the SLO at low CPU: the lag decides, not CPU.
+    c = _lagged(case("thread", 100, p50_us=3000), 2999)
+    assert c["verdict"] == {"kind": "server-bound", "reason": "p99 12.0 ms > 10 ms"}
+
+
+def test_lag_within_the_slo_does_not_make_a_held_case_loadgen_bound():
+    c = _lagged(case("thread", 100, p50_us=1000), 3000)  # p99 4 ms, lag 75% of it
+    assert c["verdict"]["kind"] == "held"
