@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""c10k-bench command line: bench, report, compare, history, micro, regress, baseline, units.
+"""c10k-bench command line: bench, report, compare, history, micro, regress, baseline, units,
+ceiling.
 
 Each subcommand lives in its own module under ``bench/`` (``bench/cmd_<name>.py``)
 exposing ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. This file
@@ -16,7 +17,8 @@ import sys
 
 from common.cli import Parser, UsageError
 
-COMMANDS = ("bench", "report", "compare", "history", "micro", "regress", "baseline", "units")
+COMMANDS = ("bench", "report", "compare", "history", "micro", "regress", "baseline", "units",
+            "ceiling")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--strategies", help="comma list (default: iterative,fork,thread,goroutine,asyncio); "
       "'all' adds the references asyncio-streams, gevent, uvloop")
     a("--connections", help="comma list of connection counts (default: 100,1000,10000)")
-    a("--rate", help="open-loop total msg/s, comma list, or 'auto' (1/s per conn, max 5000)")
+    a("--rate", help="open-loop total msg/s, comma list, or 'auto' "
+      "(1/s per conn, up to the rate cap)")
     a("--size", help="message size(s) in bytes, comma list (default: 64)")
     a("--mode", help="open, closed or open,closed (default: open, + closed at 100 conns); "
       "or capacity: per strategy x connections, raise the open-loop rate to the knee")
@@ -55,7 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--ramp-rate", type=float, help="connections opened per second (default: the loadgen's)")
     a("--ramp-timeout", type=float, help="seconds to open every connection (default: 5 + N/400)")
     a("--rate-cap", type=float,
-      help="highest auto rate, msg/s (default: 5000 per CPU the loadgen may use)")
+      help="highest auto rate, msg/s (default: per loadgen CPU, what `runner.py ceiling` "
+           "measured here, else 20000)")
     a("--slo-p99-ms", type=float, help="held: corrected p99 at most this (default: 10)")
     a("--slo-held", type=float, help="held: at least this share of the target (default: 0.99)")
     a("--server-cpu-quota", type=float, metavar="CORES",

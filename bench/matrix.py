@@ -22,6 +22,7 @@ import servers
 from bench import UsageError
 from loadgen.config import JOIN_TIMEOUT_S, MAX_RAMP_S, MAX_SIZE, ephemeral_ports, split_hostport
 from loadgen.config import UsageError as HostPortError
+from results import ceiling
 from results.cases import CaseKey
 
 STRATEGIES = (*servers.MODELS, *servers.REFERENCES)
@@ -31,12 +32,12 @@ EXTERNAL = "external"  # the name of a --server-cmd given without NAME=
 GiB = 1 << 30
 
 # Open-loop rate per case when ``rate = "auto"``: 1 msg/s per connection, capped at what
-# the loadgen holds with its CPU well below its limit: RATE_PER_LOADGEN_CPU for each CPU the
-# loadgen may use (one Locust worker per CPU holds about 5,000 msg/s open loop at 10,000
-# connections), so at 10,000 connections the offered load is met and the comparison is of
-# server cost, not of the loadgen's limit.
+# the loadgen offers on time: for each CPU the loadgen may use, the per-core figure
+# ``runner.py ceiling`` measured on this machine (results/ceiling.json), or
+# RATE_PER_LOADGEN_CPU where none was measured (half the per-core open-loop reach the
+# loadgen is built for, so an unmeasured machine is not driven past it).
 RATE_PER_CONN = 1.0
-RATE_PER_LOADGEN_CPU = 5000.0
+RATE_PER_LOADGEN_CPU = 20000.0
 # The goroutine server's GOMAXPROCS in the matrix: one P, as the GIL lets one M run Python
 # at a time (more Ps trade the GIL and only add latency); recorded with every case.
 GOROUTINE_PROCS = 1
@@ -219,7 +220,7 @@ def _check(cfg: dict) -> dict:
     if cfg["rate"] != "auto":
         cfg["rate"] = [_number("rate", v) for v in _list("rate", cfg["rate"])]
     if cfg["rate_cap"] == "auto":
-        cfg["rate_cap"] = RATE_PER_LOADGEN_CPU * len(cpu_plan(cfg["pin"])["loadgen"])
+        cfg["rate_cap"] = auto_rate_cap(len(cpu_plan(cfg["pin"])["loadgen"]))
     for name in ("duration", "rate_per_conn", "rate_cap", "timeout", "slo_p99_ms",
                  "capacity_tolerance"):
         cfg[name] = _number(name, cfg[name])
@@ -406,6 +407,14 @@ def build_config(cli: dict[str, Any], toml_path: str | None = None) -> dict:
         custom = any(k in given or k in from_file for k in ("connections", "mode"))
         cfg["closed_connections"] = [] if custom else [100]
     return _check(cfg)
+
+
+def auto_rate_cap(loadgen_cpus: int) -> float:
+    """``rate_cap = "auto"``: the measured per-core ceiling (or RATE_PER_LOADGEN_CPU) times
+    the loadgen's CPUs."""
+    measured = ceiling.load()
+    per_core = (measured.per_core_rate() if measured else None) or RATE_PER_LOADGEN_CPU
+    return per_core * loadgen_cpus
 
 
 def cpu_plan(pin: bool) -> dict[str, list[int]]:

@@ -286,7 +286,7 @@ def test_default_matrix_is_every_strategy_at_three_counts_plus_closed_loop():
     keys = matrix.case_keys(cfg)
     assert len(keys) == 5 * 4 * 3
     first_pass = [k for k in keys if k.repeat == 0]
-    cap = 5000.0 * len(matrix.cpu_plan(True)["loadgen"])  # per CPU the loadgen may use
+    cap = matrix.auto_rate_cap(len(matrix.cpu_plan(True)["loadgen"]))  # per loadgen CPU
     assert cfg["rate_cap"] == cap and cfg["procs"] == 1
     assert {(k.connections, k.mode, k.rate) for k in first_pass} == {
         (100, "open", 100.0), (1000, "open", 1000.0), (10000, "open", min(10000.0, cap)),
