@@ -25,7 +25,8 @@ kind (``corrupt``, ``closed``, ``reset``), the one after reconnects.
 Pacing: closed loop sends the next message when the echo is verified (after an error,
 :data:`ERROR_BACKOFF_S` later, so a dead server is not spun on); open loop keeps each
 connection's fixed schedule (:mod:`loadgen.pacing`). Each connection first completes one
-echo (the ramp, :meth:`Driver.ramp`), then waits for :meth:`Driver.go`.
+echo (the ramp, :meth:`Driver.ramp`; a failure is counted and the ramp tried again
+after about :data:`RAMP_BACKOFF_S`), then waits for :meth:`Driver.go`.
 
 The driver's own delay is measured (``Recorder.lag``): for a socket, from the end of the
 poll before the one that reported it (or from waking up, if the driver waited for it) to
@@ -36,14 +37,15 @@ the loadgen's, which the verdict must not blame on the server.
 from __future__ import annotations
 
 import errno
+import heapq
 import math
+import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
 
 import gevent
-import gevent.event
 from gevent import monkey
 from gevent.hub import Waiter, get_hub
 
@@ -59,6 +61,7 @@ EPOLLERR = 0x008
 EPOLLHUP = 0x010
 
 ERROR_BACKOFF_S = 0.1
+RAMP_BACKOFF_S = 0.5  # a failed ramp is tried again after 0.5-1.5 times this
 MAX_EVENTS = 64  # ready sockets served per turn
 MAX_SENDS = 64  # due sends per turn
 SWEEP_S = 0.1  # deadline sweep period (at most)
@@ -110,12 +113,12 @@ class Load:
 
 # Connection states. A connection is in exactly one; the driver's sets follow from it:
 # ``due`` is meaningful in IDLE (open loop: on the pacer's heap, or behind while BUSY).
-NEW = 0  # made, not ramped yet (or between ramp tries)
+NEW = 0  # made, not ramped yet
 WAITGO = 1  # ramped: its first echo done, waiting for the load to start
 IDLE = 2  # between messages
 CONNECTING = 3  # a message waits for its non-blocking connect
 BUSY = 4  # a message sent (or being sent) and its echo being read
-BACKOFF = 5  # closed loop: after an error, until its back-off ends
+BACKOFF = 5  # after a failed ramp, or an error in closed loop, until its back-off ends
 DEAD = 6  # dropped by its user; its socket is closed
 
 
@@ -124,7 +127,7 @@ class Conn:
 
     __slots__ = ("uid", "phase", "seq", "state", "sock", "fd", "msg", "got", "out",
                  "intended", "sent", "deadline", "measured", "due", "ever_connected",
-                 "ramping", "ramp_done", "ramp_ok", "broken", "wake")
+                 "ramping", "ever_served", "broken", "wake")
 
     def __init__(self, uid: int, seq: int, phase: float) -> None:
         self.uid = uid
@@ -141,9 +144,8 @@ class Conn:
         self.measured = False
         self.due = math.inf
         self.ever_connected = False
-        self.ramping = False
-        self.ramp_done: Callable[[], None] | None = None
-        self.ramp_ok = False
+        self.ramping = False  # its messages are the ramp's until one is verified
+        self.ever_served = False
         self.broken: str | None = None  # error kind its next message takes
         self.wake = math.inf  # BACKOFF: when it ends
 
@@ -166,7 +168,8 @@ class Driver:
         self.by_fd: dict[int, Conn] = {}
         self.conns: set[Conn] = set()
         self.pacer = Pacer(load.period) if load.period else None
-        self.backoff: list[Conn] = []
+        self.backoff: list[tuple[float, int, Conn]] = []  # heap of (wake, tie, conn)
+        self._ties = 0
         self.catchup: list[Conn] = []  # open loop: behind their schedule, to send at once
         self.going = False
         self.waiting_go: list[Conn] = []
@@ -184,26 +187,12 @@ class Driver:
         self.conns.add(c)
         return c
 
-    def ramp(self, c: Conn) -> bool:
-        """Connect if needed and complete one echo; blocks the calling greenlet. True when
-        verified; on failure (counted) the caller backs off and asks again."""
+    def ramp(self, c: Conn) -> None:
+        """Start ``c``'s ramp: connect and complete one echo, tried again after a back-off
+        until it succeeds; then ``c`` waits for :meth:`go` (or starts, if it has come)."""
         assert c.state == NEW, "ramp is a connection's first step"
-        done = gevent.event.Event()
-        c.ramping, c.ramp_done = True, done.set
+        c.ramping = True
         self._begin(c, self.clock())
-        done.wait()
-        c.ramping, c.ramp_done = False, None
-        if c.ramp_ok:
-            if not self.load.persistent:
-                self._close(c)
-            c.state = WAITGO
-            if self.going:
-                self._start(c, self.clock())
-            else:
-                self.waiting_go.append(c)
-        else:
-            c.state = NEW
-        return c.ramp_ok
 
     def drop(self, c: Conn) -> None:
         """The user is stopped: close the connection and forget it."""
@@ -213,8 +202,6 @@ class Driver:
         c.deadline = math.inf
         self._close(c)
         self.conns.discard(c)
-        if c.ramp_done is not None:
-            c.ramp_done()
 
     def go(self) -> None:
         """Start the load on every ramped connection (the master's "lg_go")."""
@@ -266,7 +253,9 @@ class Driver:
         """One bounded turn, its poll waiting up to ``timeout`` s for a ready socket; True
         if it found work (more may be waiting)."""
         now = self.clock()
-        sends = self._send_due(now) if self.pacer is not None else self._end_backoffs(now)
+        sends = self._end_backoffs(now)
+        if self.pacer is not None:
+            sends += self._send_due(now)
         if sends:
             timeout = 0.0
         events = self.ep.poll(timeout, MAX_EVENTS)
@@ -294,10 +283,11 @@ class Driver:
         """How long the driver may wait for a socket: until the next due send (less
         :data:`EARLY_S`, which a wait may overshoot), back-off end or deadline sweep."""
         wake = min(self._next_sweep, now + IDLE_WAIT_MAX_S)
-        nd = self.pacer.next_due() if self.pacer is not None else (
-            min(c.wake for c in self.backoff) if self.backoff else None)
+        nd = self.pacer.next_due() if self.pacer is not None else None
         if nd is not None:
             wake = min(wake, nd - EARLY_S)
+        if self.backoff:
+            wake = min(wake, self.backoff[0][0])
         return max(0.0, wake - now)
 
     def _idle(self, hub, watcher, wait: float) -> None:
@@ -314,6 +304,17 @@ class Driver:
         self._prev_poll = self.clock()
 
     # -- pacing
+
+    def _ramped(self, c: Conn, now: float) -> None:
+        """``c`` completed its first echo: it waits for the load, or starts it."""
+        c.ramping = False
+        if not self.load.persistent:
+            self._close(c)
+        c.state = WAITGO
+        if self.going:
+            self._start(c, now)
+        else:
+            self.waiting_go.append(c)
 
     def _start(self, c: Conn, now: float) -> None:
         """The load starts for ``c``: closed loop sends now, open loop at its phase."""
@@ -347,23 +348,30 @@ class Driver:
         return n
 
     def _end_backoffs(self, now: float) -> int:
-        """Closed loop: connections whose back-off after an error has ended send again."""
-        if not self.backoff:
-            return 0
-        due = [c for c in self.backoff if c.wake <= now]
-        if due:
-            self.backoff = [c for c in self.backoff if c.wake > now]
-            for c in due:
-                if c.state == BACKOFF:
-                    c.state = IDLE
-                    self._begin(c, now)
-        return len(due)
+        """Connections whose back-off has ended try again (a ramp, or closed loop's next
+        message after an error); at most MAX_SENDS."""
+        n = 0
+        while self.backoff and self.backoff[0][0] <= now and n < MAX_SENDS:
+            c = heapq.heappop(self.backoff)[2]
+            if c.state == BACKOFF:
+                n += 1
+                c.state = IDLE
+                self._begin(c, now)
+        return n
+
+    def _back_off(self, c: Conn, until: float) -> None:
+        c.state = BACKOFF
+        c.wake = until
+        self._ties += 1
+        heapq.heappush(self.backoff, (until, self._ties, c))
 
     def _next(self, c: Conn, now: float) -> None:
         """``c`` finished a message (or failed one) at ``now``: its next one."""
         if c.ramping:
-            c.state = IDLE
-            c.ramp_done()
+            if c.ever_served:
+                self._ramped(c, now)
+            else:
+                self._back_off(c, now + RAMP_BACKOFF_S * (0.5 + random.random()))
             return
         if self.pacer is None:
             self._begin(c, now)
@@ -485,7 +493,7 @@ class Driver:
             rec.inflight -= 1
         c.deadline = math.inf
         if c.ramping:
-            c.ramp_ok = True
+            c.ever_served = True
             rec.served += 1
         if not self.load.persistent:
             self._close(c)
@@ -517,9 +525,7 @@ class Driver:
             rec.inflight -= 1
             c.measured = False
         if self.pacer is None and not c.ramping:
-            c.state = BACKOFF
-            c.wake = now + ERROR_BACKOFF_S
-            self.backoff.append(c)
+            self._back_off(c, now + ERROR_BACKOFF_S)
             return
         self._next(c, now)
 

@@ -1,54 +1,55 @@
 """The TCP echo User: one Locust user is the handle of one TCP connection.
 
 One user per connection keeps Locust's model intact: spawn rate = connect rate, users =
-connections, users stopped by the runner. What a connection does is not done in the
-user's greenlet but by the worker's driver (:mod:`loadgen.driver`), which runs the
-messages of all of the worker's connections on one epoll: a greenlet switch, a gevent
-timer and gevent's socket wrappers per message would cost a worker several times the CPU
-of the message itself.
+connections, users stopped by the runner. What a connection does is done by the worker's
+driver (:mod:`loadgen.driver`), which runs the messages of all of the worker's connections
+on one epoll: a greenlet switch, a gevent timer and gevent's socket wrappers per message
+would cost a worker several times the CPU of the message itself.
 
-Lifecycle of a user: it gets its sequence numbers and its open-loop phase (from the run's
-seed, its worker and its number), asks the driver for the ramp (connect and complete one
-echo; after a failure, counted by the driver, it backs off for about
-:data:`RAMP_BACKOFF_S` and asks again; failures of the very first connect are connect
-errors), and then holds: the driver starts its load when the master ends the ramp
-("lg_go"). When the runner stops the user, the driver closes the connection. It fires no
-``events.request``: that feeds only Locust's millisecond statistics, which are not used
-(latency goes into HdrHistogram counts in µs).
+So a user runs no code of its own. Started by the runner, it takes its sequence numbers
+and its open-loop phase (from the run's seed, its worker and its number), hands its
+connection to the driver (which ramps it: connect, one echo, retried after a back-off;
+then it waits for "lg_go") and stands in the runner's group as a greenlet that is never
+started: Locust counts it as a running user, and stopping or killing it closes the
+connection. A started greenlet would hold a Python data stack for its whole life (about
+10 KiB per connection, measured at 10,000). It fires no ``events.request``: that feeds
+only Locust's millisecond statistics, which are not used (latency goes into HdrHistogram
+counts in µs).
 """
 
 from __future__ import annotations
 
 import random
 
-import gevent
+from gevent import Greenlet
+from gevent.pool import Group
 from locust import User, constant, task
 
-RAMP_BACKOFF_S = 0.5
 
-
-def hold_connection(env) -> None:
-    """One connection, from its ramp until the user is killed (see the module docstring)."""
-    rec, driver, cfg = env.loadgen_recorder, env.loadgen_driver, env.loadgen_config
-    uid = rec.new_user()
-    # A Random per user keeps its numbers reproducible; it is dropped after these two
-    # draws (its state is ~2.5 KB, times 5,000 users).
-    rng = random.Random(f"{cfg['seed']}/{env.runner.worker_index}/{uid}")
-    c = driver.attach(uid, rng.getrandbits(64), rng.random())
-    del rng
-    try:
-        while not driver.ramp(c):
-            gevent.sleep(RAMP_BACKOFF_S * (0.5 + random.random()))
-        gevent.get_hub().switch()  # until killed: the driver runs the connection
-    finally:
-        driver.drop(c)
+def _never_runs(user: User) -> None:
+    raise AssertionError("an EchoUser's greenlet is a handle; it is never started")
 
 
 class EchoUser(User):
-    """One TCP echo connection; its single task lasts for the user's whole life."""
+    """One TCP echo connection, run by the worker's driver."""
 
     wait_time = constant(0)
 
+    def start(self, group: Group) -> Greenlet:
+        env = self.environment
+        rec, driver, cfg = env.loadgen_recorder, env.loadgen_driver, env.loadgen_config
+        uid = rec.new_user()
+        # A Random per user keeps its numbers reproducible; dropped after these two draws.
+        rng = random.Random(f"{cfg['seed']}/{env.runner.worker_index}/{uid}")
+        conn = driver.attach(uid, rng.getrandbits(64), rng.random())
+        # Locust finds a user from its greenlet's first argument.
+        handle = Greenlet(_never_runs, self)
+        handle.rawlink(lambda _g: driver.drop(conn))
+        group.add(handle)
+        self._greenlet, self._group = handle, group
+        driver.ramp(conn)
+        return handle
+
     @task
     def echo(self) -> None:
-        hold_connection(self.environment)
+        _never_runs(self)

@@ -37,7 +37,8 @@ def _has_the_agreed_keys(r: dict) -> None:
     for w in r["workers"]:
         assert set(w) == {"index", "host", "address", "pid", "connections", "messages",
                           "errors", "errors_by_kind", "connect_errors", "cpu_percent",
-                          "late_p50_us", "late_p99_us", "histogram_count"}
+                          "late_p50_us", "late_p99_us", "lag_p50_us", "lag_p99_us",
+                          "histogram_count"}
         assert w["address"] == "127.0.0.1"
         assert w["histogram_count"] == w["messages"]
     assert r["lost_workers"] == r["late_workers"] == []
