@@ -30,6 +30,12 @@ def _never_runs(user: User) -> None:
     raise AssertionError("an EchoUser's greenlet is a handle; it is never started")
 
 
+def _stopped(handle: Greenlet) -> None:
+    """The runner killed a user's handle: its connection closes (one function for all)."""
+    user = handle.args[0]
+    user.environment.loadgen_driver.drop(user.conn)
+
+
 class EchoUser(User):
     """One TCP echo connection, run by the worker's driver."""
 
@@ -41,13 +47,13 @@ class EchoUser(User):
         uid = rec.new_user()
         # A Random per user keeps its numbers reproducible; dropped after these two draws.
         rng = random.Random(f"{cfg['seed']}/{env.runner.worker_index}/{uid}")
-        conn = driver.attach(uid, rng.getrandbits(64), rng.random())
+        self.conn = driver.attach(uid, rng.getrandbits(64), rng.random())
         # Locust finds a user from its greenlet's first argument.
         handle = Greenlet(_never_runs, self)
-        handle.rawlink(lambda _g: driver.drop(conn))
+        handle.rawlink(_stopped)
         group.add(handle)
         self._greenlet, self._group = handle, group
-        driver.ramp(conn)
+        driver.ramp(self.conn)
         return handle
 
     @task
