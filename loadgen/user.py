@@ -30,12 +30,6 @@ def _never_runs(user: User) -> None:
     raise AssertionError("an EchoUser's greenlet is a handle; it is never started")
 
 
-def _stopped(handle: Greenlet) -> None:
-    """The runner killed a user's handle: its connection closes (one function for all)."""
-    user = handle.args[0]
-    user.environment.loadgen_driver.drop(user.conn)
-
-
 class EchoUser(User):
     """One TCP echo connection, run by the worker's driver."""
 
@@ -50,11 +44,15 @@ class EchoUser(User):
         self.conn = driver.attach(uid, rng.getrandbits(64), rng.random())
         # Locust finds a user from its greenlet's first argument.
         handle = Greenlet(_never_runs, self)
-        handle.rawlink(_stopped)
+        handle.rawlink(self._stopped)
         group.add(handle)
         self._greenlet, self._group = handle, group
         driver.ramp(self.conn)
         return handle
+
+    def _stopped(self, _handle: Greenlet) -> None:
+        """The runner killed the handle: the connection closes."""
+        self.environment.loadgen_driver.drop(self.conn)
 
     @task
     def echo(self) -> None:
