@@ -7,14 +7,16 @@ results/SCHEMA.md ("loadgen").
 
   config     command line, resolved settings, the fd/port capacity check (pure)
   message    the bytes of message n, checked byte for byte (pure)
-  histogram  HdrHistogram helpers: record, encode, merge, summary, fairness (pure)
-  recorder   one worker's tally of the measure window (pure)
+  histogram  HdrHistogram helpers: bucket counts, fold, encode, merge, summary (pure)
+  pacing     the open-loop schedule of a worker's connections (pure)
+  recorder   one worker's tally of the measure window and its own lag (pure)
   result     the result dict and the human summary (pure)
   crew       the workers of a case: joined, fixed, late, lost (pure)
-  user       the EchoUser: one TCP connection, closed or open loop (gevent)
+  driver     every connection of a worker on one epoll, in one greenlet (gevent)
+  user       the EchoUser: the Locust handle of one connection (gevent)
   worker     the worker process: a Locust worker runner per case, its messages (gevent)
   master     admission, phases, local workers, liveness, merge, output (gevent)
 
-Importing this package imports neither gevent nor Locust; only `user`, `worker` and
-`master` do.
+Importing this package imports neither gevent nor Locust; only `driver`, `user`, `worker`
+and `master` do.
 """
