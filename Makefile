@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: bench bench-quick bench-peers bench-capacity test lint micro units regress clean-venv
+.PHONY: bench bench-quick bench-peers bench-capacity ceiling test lint micro units regress clean-venv
 
 # (Re)install only when .venv is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -25,6 +25,10 @@ bench-peers: $(STAMP)
 # The knee of each server: open-loop rate raised until it is no longer held.
 bench-capacity: $(STAMP)
 	$(PY) runner.py bench --mode capacity --strategies thread,goroutine,asyncio --connections 1000,10000
+
+# What one loadgen core offers here (~3 min); bench's auto rate cap is sized from it.
+ceiling: $(STAMP)
+	$(PY) runner.py ceiling
 
 micro: $(STAMP)
 	$(PY) runner.py micro
