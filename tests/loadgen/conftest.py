@@ -83,11 +83,14 @@ def asyncio_server(asyncio_cmd):
 
 @pytest.fixture
 def fault_server():
-    """Factory: fault_server("corrupt", every=10) starts a test server of that mode."""
+    """Factory: fault_server("corrupt", every=10) starts a test server of that mode
+    (``size``, ``clean``, ``mss``: its --size, --clean and --mss, see echo_server.py)."""
     started = []
 
-    def start(mode: str, every: int = 10) -> Server:
-        s = _start([PY, str(HERE / "echo_server.py"), mode, "--every", str(every)])
+    def start(mode: str, every: int = 10, size: int = 64, clean: int = 0,
+              mss: int = 0) -> Server:
+        s = _start([PY, str(HERE / "echo_server.py"), mode, "--every", str(every),
+                    "--size", str(size), "--clean", str(clean), "--mss", str(mss)])
         started.append(s)
         return s
 
