@@ -19,7 +19,9 @@ from common.cli import Parser as _Parser
 from common.cli import UsageError
 
 MAX_SIZE = 1 << 20
-CONNS_PER_WORKER = 5000
+# One worker's driver serves 10,000 connections on a core within the fd limit (20,000
+# here, FD_RESERVE besides); a second worker on the same core would only compete for it.
+CONNS_PER_WORKER = 10_000
 FD_RESERVE = 64  # fds a worker needs besides its connections (zmq, logs, epoll, pipes)
 # The longest ramp (connects at --ramp-rate) and ramp timeout accepted: past an hour a
 # setting is a slip of the keyboard, not a plan, and would hang the run.
@@ -116,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["open", "closed"], default="closed")
     p.add_argument("--conn-mode", choices=["persistent", "per-message"], default="persistent")
     p.add_argument("--workers", type=_count,
-                   help="local worker processes (default: one per CPU, 5,000 connections "
+                   help="local worker processes (default: one per CPU, 10,000 connections "
                    "each at most; with --remote-workers 0: all the load is remote)")
     p.add_argument("--remote-workers", type=_count, default=0,
                    help="also wait for this many 'loadgen worker' processes to connect")
@@ -148,8 +150,12 @@ def usable_cpus() -> int:
 
 
 def default_workers(connections: int) -> int:
-    """At most 5,000 connections per worker, and one worker per core the loadgen may use."""
-    return max(1, min(connections, max(math.ceil(connections / CONNS_PER_WORKER), usable_cpus())))
+    """At most CONNS_PER_WORKER connections per worker (fewer where the fd limit is lower),
+    and one worker per core the loadgen may use."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    per_worker = CONNS_PER_WORKER if hard == resource.RLIM_INFINITY else max(
+        1, min(CONNS_PER_WORKER, hard - FD_RESERVE))
+    return max(1, min(connections, max(math.ceil(connections / per_worker), usable_cpus())))
 
 
 def ephemeral_ports() -> int:
