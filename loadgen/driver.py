@@ -79,16 +79,8 @@ _ERRNO_KIND = {
 }
 
 
-def classify(exc: BaseException) -> str:
-    """Error kind of an ``OSError`` raised by connect, send or receive."""
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "timeout"
-    if isinstance(exc, OSError) and exc.errno in _ERRNO_KIND:
-        return _ERRNO_KIND[exc.errno]
-    return "other"
-
-
-def _kind_of_errno(code: int) -> str:
+def classify(code: int | None) -> str:
+    """Error kind of an errno from connect (``SO_ERROR``), send or receive."""
     return _ERRNO_KIND.get(code, "other")
 
 
@@ -177,8 +169,6 @@ class Driver:
         self.sweep_s = min(SWEEP_S, load.timeout / 10)
         self._next_sweep = 0.0
         self._prev_poll = 0.0  # when the previous poll returned (or the driver woke)
-        self._stopped = False
-        self.turns = 0
 
     # -- what users ask (from their own greenlets)
 
@@ -212,13 +202,10 @@ class Driver:
                 self._start(c, now)
         self.waiting_go = []
 
-    def stop(self) -> None:
-        self._stopped = True
-
     # -- the loop
 
     def run(self) -> None:
-        """The driver's greenlet: turns until :meth:`stop` (or the greenlet is killed).
+        """The driver's greenlet: turns until it is killed (with the case's greenlets).
 
         With nothing ready, a wait shorter than what is left of :data:`YIELD_S` since the
         hub last ran is spent in the driver's own ``epoll_wait`` (one syscall, no switch);
@@ -229,9 +216,8 @@ class Driver:
         self._prev_poll = yielded = self.clock()
         timeout = 0.0
         try:
-            while not self._stopped:
+            while True:
                 busy = self.turn(timeout)
-                self.turns += 1
                 timeout = 0.0
                 now = self._prev_poll
                 if busy:
@@ -413,7 +399,7 @@ class Driver:
         err = s.connect_ex(self.addr)
         if err not in (0, errno.EINPROGRESS):
             s.close()
-            self._fail(c, _kind_of_errno(err), now)
+            self._fail(c, classify(err), now)
             return
         c.sock, c.fd = s, s.fileno()
         self.by_fd[c.fd] = c
@@ -423,7 +409,7 @@ class Driver:
     def _connected(self, c: Conn, now: float) -> None:
         err = c.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
-            self._fail(c, _kind_of_errno(err), now)
+            self._fail(c, classify(err), now)
             return
         if not c.ever_connected:
             c.ever_connected = True
@@ -439,7 +425,7 @@ class Driver:
         except BlockingIOError:
             k = 0
         except OSError as e:
-            self._fail(c, classify(e), now)
+            self._fail(c, classify(e.errno), now)
             return
         if k < len(msg):
             c.out = memoryview(msg)[k:]
@@ -451,7 +437,7 @@ class Driver:
         except BlockingIOError:
             return
         except OSError as e:
-            self._fail(c, classify(e), now)
+            self._fail(c, classify(e.errno), now)
             return
         if k < len(c.out):
             c.out = c.out[k:]
@@ -474,7 +460,7 @@ class Driver:
         except BlockingIOError:
             return
         except OSError as e:
-            self._fail(c, classify(e), now)
+            self._fail(c, classify(e.errno), now)
             return
         k = len(data)
         if not k:
@@ -508,7 +494,7 @@ class Driver:
         except BlockingIOError:
             return
         except OSError as e:
-            kind = classify(e)
+            kind = classify(e.errno)
         c.broken = kind
         self._close(c)
 
