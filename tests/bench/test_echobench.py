@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -109,3 +110,18 @@ def test_cpu_ns_counts_every_thread_of_a_process():
     finally:
         done.set()
         t.join()
+
+
+def test_the_command_measures_throughput_and_memory_and_prints_its_table():
+    # `python -m bench.echobench` as README names it, at a tiny scale: one repeat, and the
+    # memory step with 100 connections.
+    r = subprocess.run([sys.executable, "-m", "bench.echobench", "--servers", "asyncio",
+                        "--connections", "10", "--duration", "0.5", "--warmup", "0.2",
+                        "--repeat", "1", "--idle-conns", "100"],
+                       cwd=Path(echobench.__file__).resolve().parents[1], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    header, _, _, row = r.stdout.splitlines()[:4]
+    assert header.startswith("client=bench/echoclient.c connections=10 size=64 closed loop")
+    cells = row.split()
+    assert cells[0] == "asyncio" and int(cells[1]) > 0 and float(cells[-1]) > 0  # KiB/conn
